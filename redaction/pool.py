@@ -1,0 +1,108 @@
+"""Detection off the event loop, in worker processes.
+
+spaCy holds the GIL, so threads would stall the event loop; each worker process loads its
+own model once. A request that waits longer than ``timeout`` fails closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+
+from redaction.detector import Detector, DetectorConfig
+from redaction.errors import DetectionTimeout, DetectorUnavailable
+from redaction.spans import Span
+
+log = logging.getLogger(__name__)
+
+_worker_detector: Detector | None = None
+
+
+def _init_worker(config: DetectorConfig) -> None:
+    global _worker_detector
+    _worker_detector = Detector(config)
+    _worker_detector.warm_up()
+
+
+def _analyze_in_worker(texts: Sequence[str]) -> list[list[Span]]:
+    if _worker_detector is None:  # pragma: no cover - the initializer failed
+        raise DetectorUnavailable("detector worker is not initialised")
+    return _worker_detector.analyze(texts)
+
+
+def _worker_pid_when_warm() -> int:
+    # Holding the worker briefly makes concurrent pings land on different workers.
+    time.sleep(0.1)
+    return os.getpid()
+
+
+class DetectorPool:
+    """A pool of detector processes with an async ``analyze``."""
+
+    def __init__(self, config: DetectorConfig, workers: int = 1, timeout: float = 30.0) -> None:
+        self.config = config
+        self.workers = workers
+        self.timeout = timeout
+        self._executor: ProcessPoolExecutor | None = None
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has loaded and warmed its model."""
+        # spawn, not fork: forking a process that runs an event loop and threads is unsafe.
+        self._executor = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.config,),
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            # a worker answers only after its initializer (model load + warm-up) finished:
+            # ready means every worker process has answered at least once.
+            warm: set[int] = set()
+            while len(warm) < self.workers:
+                pings = (loop.run_in_executor(self._executor, _worker_pid_when_warm) for _ in range(self.workers))
+                warm.update(await asyncio.gather(*pings))
+        except BrokenExecutor as exc:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+            raise DetectorUnavailable(f"detector workers failed to start: {type(exc).__name__}") from None
+        self._ready = True
+        log.info("detector ready: %d worker(s), model %s", self.workers, self.config.spacy_model)
+
+    async def analyze(self, texts: Sequence[str]) -> list[list[Span]]:
+        if not self._ready or self._executor is None:
+            raise DetectorUnavailable("detector is not ready")
+        if not any(text.strip() for text in texts):
+            return [[] for _ in texts]
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, _analyze_in_worker, list(texts))
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise DetectionTimeout(f"detection took longer than {self.timeout:g}s") from None
+        except BrokenExecutor:
+            self._ready = False
+            log.error("a detector worker died; the detector is unavailable until restart")
+            raise DetectorUnavailable("detector worker died") from None
+        except DetectorUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any detector failure fails closed
+            # only the exception type: its message could quote the text being analysed
+            log.error("detection failed: %s", type(exc).__name__)
+            raise DetectorUnavailable(f"detection failed ({type(exc).__name__})") from None
+
+    async def close(self) -> None:
+        self._ready = False
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.get_running_loop().run_in_executor(None, lambda: executor.shutdown(cancel_futures=True))

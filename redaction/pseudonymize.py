@@ -1,0 +1,91 @@
+"""Turn detected spans into placeholders, consistently across every text of a request."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from redaction.placeholders import PlaceholderMap, normalise_value
+from redaction.spans import Span, resolve_overlaps
+
+DENY_LIST_ENTITY = "SENSITIVE_TERM"
+# Values shorter than this are replaced where the detector found them, but are not hunted
+# for elsewhere in the request (a two-letter name would otherwise eat parts of other words).
+MIN_PROPAGATED_LENGTH = 3
+
+
+def _term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive, word-bounded alternation; whitespace inside a term matches any run."""
+    escaped = sorted(
+        {r"\s+".join(re.escape(word) for word in term.split()) for term in terms if term.strip()},
+        key=len,
+        reverse=True,
+    )
+    if not escaped:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(escaped) + r")(?!\w)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TermLists:
+    """The operator's allow list (never redacted) and deny list (always redacted)."""
+
+    allow: frozenset[str] = frozenset()
+    deny_pattern: re.Pattern[str] | None = None
+
+    @classmethod
+    def build(cls, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> TermLists:
+        return cls(frozenset(normalise_value(term) for term in allow), _term_pattern(deny))
+
+
+@dataclass
+class Pseudonymizer:
+    """Replaces every detected value, and every other occurrence of it, by its placeholder."""
+
+    terms: TermLists = field(default_factory=TermLists)
+
+    def _own_spans(self, text: str, spans: Sequence[Span]) -> list[Span]:
+        kept = [s for s in spans if normalise_value(text[s.start : s.end]) not in self.terms.allow]
+        if self.terms.deny_pattern is not None:
+            kept += [Span(m.start(), m.end(), DENY_LIST_ENTITY, 1.0) for m in self.terms.deny_pattern.finditer(text)]
+        return resolve_overlaps(kept)
+
+    def apply(self, texts: Sequence[str], spans_per_text: Sequence[Sequence[Span]], mapping: PlaceholderMap) -> list[str]:
+        """Sanitised copies of ``texts``; ``mapping`` gains every value replaced."""
+        own = [self._own_spans(text, spans) for text, spans in zip(texts, spans_per_text, strict=True)]
+        types: dict[str, str] = {}
+        for text, spans in zip(texts, own):
+            for span in spans:
+                value = text[span.start : span.end]
+                mapping.placeholder_for(value, span.entity_type)
+                types.setdefault(normalise_value(value), span.entity_type)
+
+        # A value found once is replaced everywhere: the detector may miss the same name in a
+        # context that gives it fewer clues (a bare "name" field, a tool argument).
+        known = [v for v in mapping.known_values() if len(v.strip()) >= MIN_PROPAGATED_LENGTH]
+        everywhere = _term_pattern(known)
+        result = []
+        for text, spans in zip(texts, own):
+            if everywhere is not None:
+                extra = [
+                    Span(m.start(), m.end(), types.get(normalise_value(m.group(0)), DENY_LIST_ENTITY), 0.0)
+                    for m in everywhere.finditer(text)
+                ]
+                spans = resolve_overlaps([*spans, *extra])
+            result.append(_splice(text, spans, mapping))
+        return result
+
+
+def _splice(text: str, spans: Sequence[Span], mapping: PlaceholderMap) -> str:
+    """Replace non-overlapping, sorted ``spans`` of ``text`` by placeholders."""
+    if not spans:
+        return text
+    pieces: list[str] = []
+    cursor = 0
+    for span in spans:
+        pieces.append(text[cursor : span.start])
+        pieces.append(mapping.placeholder_for(text[span.start : span.end], span.entity_type))
+        cursor = span.end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
