@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
     # --- serving
-    upstream: str | None = Field(None, description="Upstream base URL, as given to an SDK, e.g. https://api.openai.com/v1")
+    upstream: str | None = Field(
+        None, description="Upstream base URL, as given to an SDK, e.g. https://api.openai.com/v1"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Requests above this size get 413")

@@ -53,7 +53,7 @@ def keep_offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _load_spacy(model: str):  # noqa: ANN202 - spacy.Language, imported lazily
+def _load_spacy(model: str):
     import spacy
 
     if not (spacy.util.is_package(model) or os.path.isdir(model)):

@@ -11,11 +11,25 @@ from redaction.walker import WalkRules, map_strings
 CHAT_RULES = WalkRules(
     structural_keys=frozenset(
         {
-            "model", "role", "type", "id", "tool_call_id", "object", "finish_reason",
-            "reasoning_effort", "service_tier", "detail", "format", "encoding_format",
-            "voice", "modalities", "verbosity", "required", "system_fingerprint",
+            "model",
+            "role",
+            "type",
+            "id",
+            "tool_call_id",
+            "object",
+            "finish_reason",
+            "reasoning_effort",
+            "service_tier",
+            "detail",
+            "format",
+            "encoding_format",
+            "voice",
+            "modalities",
+            "verbosity",
+            "required",
+            "system_fingerprint",
         }
-    ),  # fmt: skip
+    ),
     # a function's or schema's name is an identifier the application dispatches on
     structural_keys_under={"function": frozenset({"name"}), "json_schema": frozenset({"name"})},
     embedded_json_keys=frozenset({"arguments"}),
@@ -28,7 +42,9 @@ _JSON_TEXT_KEYS = frozenset({"arguments"})
 
 def restore_chat_response(body: Any, mapping: PlaceholderMap) -> Any:
     """Restore placeholders in every text field of a non-streaming answer, in place."""
-    return map_strings(body, CHAT_RULES, lambda text, key: restore_text(text, mapping, json_escape=key in _JSON_TEXT_KEYS))
+    return map_strings(
+        body, CHAT_RULES, lambda text, key: restore_text(text, mapping, json_escape=key in _JSON_TEXT_KEYS)
+    )
 
 
 PathKey = tuple[str | tuple[str, int], ...]
@@ -119,7 +135,7 @@ def _list_step(value: Any, position: int) -> tuple[str, int]:
 def _deposit(delta: dict[str, Any], path: PathKey, text: str) -> None:
     """Append ``text`` at ``path`` inside ``delta``, creating the nesting it needs."""
     node: Any = delta
-    for step, next_step in zip(path, (*path[1:], None)):
+    for step, next_step in zip(path, (*path[1:], None), strict=True):
         if isinstance(step, tuple):
             kind, number = step
             match = next((item for item in node if kind == "index" and item.get("index") == number), None)

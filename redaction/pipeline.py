@@ -33,7 +33,9 @@ class Redaction:
 class Redactor:
     """Everything the request side does to a body, independent of HTTP."""
 
-    def __init__(self, detector: SpanDetector, terms: TermLists | None = None, *, block_uninspectable: bool = True) -> None:
+    def __init__(
+        self, detector: SpanDetector, terms: TermLists | None = None, *, block_uninspectable: bool = True
+    ) -> None:
         self.detector = detector
         self.pseudonymizer = Pseudonymizer(terms or TermLists())
         self.block_uninspectable = block_uninspectable

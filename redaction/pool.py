@@ -96,7 +96,7 @@ class DetectorPool:
             raise DetectorUnavailable("detector worker died") from None
         except DetectorUnavailable:
             raise
-        except Exception as exc:  # noqa: BLE001 - any detector failure fails closed
+        except Exception as exc:
             # only the exception type: its message could quote the text being analysed
             log.error("detection failed: %s", type(exc).__name__)
             raise DetectorUnavailable(f"detection failed ({type(exc).__name__})") from None

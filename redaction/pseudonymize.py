@@ -51,11 +51,13 @@ class Pseudonymizer:
             kept += [Span(m.start(), m.end(), DENY_LIST_ENTITY, 1.0) for m in self.terms.deny_pattern.finditer(text)]
         return resolve_overlaps(kept)
 
-    def apply(self, texts: Sequence[str], spans_per_text: Sequence[Sequence[Span]], mapping: PlaceholderMap) -> list[str]:
+    def apply(
+        self, texts: Sequence[str], spans_per_text: Sequence[Sequence[Span]], mapping: PlaceholderMap
+    ) -> list[str]:
         """Sanitised copies of ``texts``; ``mapping`` gains every value replaced."""
         own = [self._own_spans(text, spans) for text, spans in zip(texts, spans_per_text, strict=True)]
         types: dict[str, str] = {}
-        for text, spans in zip(texts, own):
+        for text, spans in zip(texts, own, strict=True):
             for span in spans:
                 value = text[span.start : span.end]
                 mapping.placeholder_for(value, span.entity_type)
@@ -66,7 +68,7 @@ class Pseudonymizer:
         known = [v for v in mapping.known_values() if len(v.strip()) >= MIN_PROPAGATED_LENGTH]
         everywhere = _term_pattern(known)
         result = []
-        for text, spans in zip(texts, own):
+        for text, spans in zip(texts, own, strict=True):
             if everywhere is not None:
                 extra = [
                     Span(m.start(), m.end(), types.get(normalise_value(m.group(0)), DENY_LIST_ENTITY), 0.0)

@@ -17,7 +17,7 @@ def restore_text(text: str, mapping: PlaceholderMap, *, json_escape: bool = Fals
     if not mapping or "<" not in text:
         return text
 
-    def original(match) -> str:  # noqa: ANN001 - re.Match
+    def original(match) -> str:
         value = mapping.original(match.group(0))
         if value is None:
             return match.group(0)
@@ -35,7 +35,7 @@ class StreamRestorer:
     when the field ends.
     """
 
-    __slots__ = ("_mapping", "_json_escape", "_held")
+    __slots__ = ("_held", "_json_escape", "_mapping")
 
     def __init__(self, mapping: PlaceholderMap, *, json_escape: bool = False) -> None:
         self._mapping = mapping

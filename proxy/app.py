@@ -1,0 +1,59 @@
+"""The aiohttp application: routes, error middleware, and the lifecycle of shared resources."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from config import Settings
+from proxy.chat import STATE, chat_completions
+from proxy.errors import ProxyError, error_body, error_response
+from proxy.health import healthz, readyz
+from proxy.state import ProxyState
+from redaction import DetectorPool
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as OpenAI-style JSON; unexpected ones say nothing about the request."""
+    try:
+        return await handler(request)
+    except ProxyError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        messages = {
+            404: f"unknown path {request.path}; this proxy serves POST /v1/chat/completions",
+            405: f"method {request.method} is not allowed on {request.path}",
+        }
+        message = messages.get(exc.status, exc.reason)
+        return web.json_response(error_body(message, "invalid_request_error", str(exc.status)), status=exc.status)
+    except Exception as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error("unhandled %s at %s:%s", type(exc).__name__, frame.filename, frame.lineno)
+        return web.json_response(error_body("internal proxy error", "server_error", "internal_error"), status=500)
+
+
+def create_app(settings: Settings, detector: DetectorPool | None = None) -> web.Application:
+    """Build the proxy. ``detector``: an already started pool to share (tests); else one is made."""
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes + 1)
+    app[STATE] = ProxyState.from_settings(settings, detector)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        await app[STATE].open()
+        yield
+        await app[STATE].close()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

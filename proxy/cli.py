@@ -1,0 +1,59 @@
+"""The ``privacy-proxy`` command. Thin: parse options, load settings, hand over to proxy.app."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from aiohttp import web
+from pydantic import ValidationError
+
+from config import ConfigFileError, load_settings
+
+
+def _settings_or_exit(config: str | None, **overrides: object):
+    try:
+        return load_settings(config, **overrides)
+    except ConfigFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"invalid settings: {problems}") from None
+
+
+@click.group()
+@click.version_option(package_name="privacy-proxy")
+def main() -> None:
+    """privacy-proxy: a privacy gateway for LLM APIs."""
+
+
+@main.command()
+@click.option("--upstream", help="Upstream base URL, e.g. https://api.openai.com/v1 [env PRIVACY_PROXY_UPSTREAM]")
+@click.option("--host", help="Address to listen on (default 127.0.0.1)")
+@click.option("--port", type=int, help="Port to listen on (default 8080)")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML or TOML settings file")
+def serve(upstream: str | None, host: str | None, port: int | None, config: str | None) -> None:
+    """Run the proxy in the foreground until SIGTERM/SIGINT (in-flight requests are drained)."""
+    settings = _settings_or_exit(config, upstream=upstream, host=host, port=port)
+    if not settings.upstream:
+        raise click.ClickException("no upstream: pass --upstream URL or set PRIVACY_PROXY_UPSTREAM")
+    if settings.client_api_keys and settings.upstream_key_source == "client":
+        raise click.ClickException("client_api_keys and upstream_key_source=client both use the Authorization header")
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Imported here so that `privacy-proxy --help` stays fast.
+    from proxy.app import create_app
+
+    app = create_app(settings)
+    logging.getLogger("privacy_proxy").info("forwarding to %s", settings.upstream)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout,
+        handler_cancellation=True,  # a client that hangs up cancels its upstream call
+        access_log=None,
+        print=lambda message: logging.getLogger("privacy_proxy").info(message.strip()),
+    )

@@ -1,0 +1,86 @@
+"""The proxy's errors, each mapped to one HTTP status and an OpenAI-style JSON body.
+
+Messages are written for the client and never include request text, values or upstream bodies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from redaction import DetectionTimeout, DetectorUnavailable, RedactionError, UninspectableContent
+
+
+class ProxyError(Exception):
+    status = 500
+    error_type = "server_error"
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(ProxyError):
+    status, error_type, code = 400, "invalid_request_error", "invalid_request"
+
+
+class InvalidJSON(InvalidRequest):
+    code = "invalid_json"
+
+
+class ContentNotInspectable(InvalidRequest):
+    code = "content_not_inspectable"
+
+
+class Unauthorized(ProxyError):
+    status, error_type, code = 401, "invalid_request_error", "invalid_api_key"
+
+
+class PayloadTooLarge(ProxyError):
+    status, error_type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class UpstreamUnreachable(ProxyError):
+    status, error_type, code = 502, "upstream_error", "upstream_unreachable"
+
+
+class UpstreamBroken(ProxyError):
+    status, error_type, code = 502, "upstream_error", "upstream_bad_response"
+
+
+class UpstreamTimeout(ProxyError):
+    status, error_type, code = 504, "upstream_error", "upstream_timeout"
+
+
+class DetectorDown(ProxyError):
+    status, error_type, code = 503, "service_unavailable", "detector_unavailable"
+
+
+class DetectionTooSlow(DetectorDown):
+    code = "detection_timeout"
+
+
+class StorageDown(ProxyError):
+    status, error_type, code = 503, "service_unavailable", "storage_unavailable"
+
+
+def from_redaction_error(exc: RedactionError) -> ProxyError:
+    """Every way the request side can fail maps to a refusal: nothing is forwarded."""
+    if isinstance(exc, UninspectableContent):
+        return ContentNotInspectable(f"{exc} (the proxy's non_text_content policy is 'block')")
+    if isinstance(exc, DetectionTimeout):
+        return DetectionTooSlow(f"personal-data detection timed out; nothing was forwarded ({exc})")
+    if isinstance(exc, DetectorUnavailable):
+        return DetectorDown(f"personal-data detector unavailable; nothing was forwarded ({exc})")
+    return DetectorDown("the request could not be sanitised; nothing was forwarded")
+
+
+def error_body(message: str, error_type: str, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+def error_response(exc: ProxyError, request_id: str | None = None) -> web.Response:
+    headers = {"x-request-id": request_id} if request_id else None
+    return web.json_response(error_body(exc.message, exc.error_type, exc.code), status=exc.status, headers=headers)

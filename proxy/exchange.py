@@ -1,0 +1,54 @@
+"""One request's journey through the proxy, carried from stage to stage (like mitmproxy's flow)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from redaction import PlaceholderMap
+from storage import ExchangeRecord, new_record_id
+
+
+@dataclass
+class Exchange:
+    endpoint: str
+    id: str = field(default_factory=new_record_id)
+    started: float = field(default_factory=time.perf_counter)
+    client_id: str = "unknown"
+    model: str | None = None
+    stream: bool = False
+    status: int = 0
+    outcome: str = "ok"
+    log_it: bool = True
+    original_request: bytes | None = None
+    sanitized_request: bytes | None = None
+    response: bytes | None = None
+    mapping: PlaceholderMap | None = None
+    detection_seconds: float | None = None
+    upstream_started: float | None = None
+    upstream_finished: float | None = None
+
+    def fail(self, status: int, outcome: str) -> None:
+        self.status, self.outcome = status, outcome
+
+    def to_record(self) -> ExchangeRecord:
+        upstream_ms = None
+        if self.upstream_started is not None:
+            upstream_ms = ((self.upstream_finished or time.perf_counter()) - self.upstream_started) * 1000
+        return ExchangeRecord(
+            id=self.id,
+            client_id=self.client_id,
+            endpoint=self.endpoint,
+            model=self.model,
+            stream=self.stream,
+            status=self.status,
+            outcome=self.outcome,
+            latency_total_ms=(time.perf_counter() - self.started) * 1000,
+            latency_detection_ms=None if self.detection_seconds is None else self.detection_seconds * 1000,
+            latency_upstream_ms=upstream_ms,
+            entity_counts=self.mapping.entity_counts() if self.mapping else {},
+            original_request=self.original_request,
+            sanitized_request=self.sanitized_request,
+            response=self.response,
+            mapping=self.mapping.to_dict() if self.mapping else None,
+        )

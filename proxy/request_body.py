@@ -1,0 +1,56 @@
+"""Reading and checking a client's JSON body before anything else touches it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from proxy.errors import InvalidJSON, InvalidRequest, PayloadTooLarge
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body exceeds the proxy's limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the proxy's limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise InvalidJSON("request body is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise InvalidJSON("request body is not valid UTF-8") from None
+    except ValueError as exc:
+        # position only: the parser's message could quote the body
+        raise InvalidJSON(f"request body is not valid JSON (line {exc.lineno}, column {exc.colno})") from None  # type: ignore[attr-defined]
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+def check_chat_request(body: dict[str, Any]) -> None:
+    """The shape a Chat Completions request must have; field names only in messages."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise InvalidRequest("'model' must be a non-empty string")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array")
+    for position, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(f"'messages[{position}]' must be an object with a string 'role'")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise InvalidRequest(f"'messages[{position}].content' must be a string, an array of parts, or null")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise InvalidRequest("'stream' must be a boolean")

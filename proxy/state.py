@@ -1,0 +1,119 @@
+"""The long-lived parts of a running proxy: detector, upstream client, log writer, database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from config import Settings
+from proxy.exchange import Exchange
+from proxy.upstream import Upstream
+from redaction import DetectorConfig, DetectorPool, Redactor, TermLists
+from storage import LogWriter, create_schema, load_keyring, make_engine, touch_heartbeat
+
+log = logging.getLogger(__name__)
+
+READINESS_DB_TIMEOUT = 2.0
+
+
+def detector_config(settings: Settings) -> DetectorConfig:
+    return DetectorConfig(
+        spacy_model=settings.spacy_model,
+        entities=tuple(settings.entities),
+        excluded_entities=tuple(settings.excluded_entities),
+        score_threshold=settings.score_threshold,
+        entity_thresholds=dict(settings.entity_thresholds),
+    )
+
+
+@dataclass
+class ProxyState:
+    settings: Settings
+    detector: DetectorPool
+    owns_detector: bool = True
+    upstream: Upstream = field(init=False)
+    redactor: Redactor = field(init=False)
+    engine: AsyncEngine | None = None
+    writer: LogWriter | None = None
+    storage_ok: bool = False
+    writer_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    _detector_start: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.upstream = Upstream(self.settings)
+        self.redactor = Redactor(
+            self.detector,
+            TermLists.build(self.settings.allow_list, self.settings.deny_list),
+            block_uninspectable=self.settings.non_text_content == "block",
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, detector: DetectorPool | None = None) -> ProxyState:
+        if detector is not None:
+            return cls(settings, detector, owns_detector=False)
+        pool = DetectorPool(detector_config(settings), settings.detector_workers, settings.detection_timeout)
+        return cls(settings, pool)
+
+    async def open(self) -> None:
+        """Open everything; the detector loads in the background (``/readyz`` says when it is warm)."""
+        keyring = load_keyring(
+            self.settings.encryption_key.get_secret_value() if self.settings.encryption_key else None,
+            self.settings.encryption_key_file,
+        )
+        self.engine = make_engine(self.settings.database_url)
+        sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            await create_schema(self.engine)
+            self.storage_ok = True
+        except Exception as exc:
+            log.error(
+                "log database unavailable at start (%s); requests that must be logged get 503", type(exc).__name__
+            )
+        self.writer = LogWriter(
+            sessions, keyring, queue_size=self.settings.log_queue_size, attempts=self.settings.log_write_attempts
+        )
+        self.writer.start()
+        self._sessions = sessions
+        await self.upstream.open()
+        if self.owns_detector:
+            self._detector_start = asyncio.create_task(self._start_detector())
+
+    async def _start_detector(self) -> None:
+        try:
+            await self.detector.start()
+        except Exception as exc:
+            log.error("detector failed to start: %s", exc)
+
+    async def close(self) -> None:
+        if self._detector_start is not None and not self._detector_start.done():
+            self._detector_start.cancel()
+        if self.writer is not None:
+            await self.writer.close(self.settings.log_drain_timeout)
+        await self.upstream.close()
+        if self.owns_detector:
+            await self.detector.close()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def storage_writable(self) -> bool:
+        try:
+            async with asyncio.timeout(READINESS_DB_TIMEOUT):
+                if not self.storage_ok and self.engine is not None:
+                    await create_schema(self.engine)
+                await touch_heartbeat(self._sessions, self.writer_id)
+        except Exception as exc:
+            log.warning("readiness: log database not writable (%s)", type(exc).__name__)
+            self.storage_ok = False
+            return False
+        self.storage_ok = True
+        return True
+
+    def record(self, exchange: Exchange) -> None:
+        """Hand the finished exchange to the log writer (never blocks the response)."""
+        if exchange.log_it and self.writer is not None:
+            self.writer.submit(exchange.to_record())

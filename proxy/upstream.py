@@ -1,0 +1,94 @@
+"""Forwarding to the configured upstream: fixed host, filtered headers, mapped failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from config import Settings
+from proxy.errors import UpstreamBroken, UpstreamTimeout, UpstreamUnreachable
+
+# Client headers passed upstream: an allow list, so a custom header can never carry personal
+# data out. ``forward_headers`` adds to it. Authorization is decided by proxy.auth.
+FORWARDED_HEADERS = frozenset(
+    {"accept", "user-agent", "openai-organization", "openai-project", "openai-beta", "idempotency-key"}
+)
+FORWARDED_PREFIXES = ("x-stainless-",)  # the official SDKs' platform headers (os, arch, versions)
+
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+     "transfer-encoding", "upgrade", "proxy-connection"}
+)  # fmt: skip
+# Response headers the proxy recomputes (it rewrites the body) or must not pass on.
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "set-cookie"}
+
+
+def upstream_request_headers(
+    client: CIMultiDictProxy[str], settings: Settings, authorization: str | None
+) -> dict[str, str]:
+    allowed = FORWARDED_HEADERS | {h.lower() for h in settings.forward_headers}
+    headers = {
+        name: value
+        for name, value in client.items()
+        if name.lower() in allowed or name.lower().startswith(FORWARDED_PREFIXES)
+    }
+    headers["Content-Type"] = "application/json"
+    if authorization:
+        headers["Authorization"] = authorization
+    return headers
+
+
+def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    return CIMultiDict((k, v) for k, v in upstream.items() if k.lower() not in DROPPED_RESPONSE_HEADERS)
+
+
+class Upstream:
+    """One shared HTTP client for the upstream base URL; the client never picks the host."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.upstream:
+            raise ValueError("no upstream configured")
+        self.base_url = settings.upstream
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.upstream_connect_timeout, sock_read=settings.upstream_read_timeout
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        # auto_decompress: the upstream may gzip its answer; we must read it to restore it
+        self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True, trust_env=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @asynccontextmanager
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST ``body`` (with Content-Length) to ``{upstream}/{path}``; failures become ProxyErrors."""
+        assert self._session is not None, "Upstream.open() not called"
+        url = f"{self.base_url}/{path}"
+        try:
+            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
+                yield response
+        except TimeoutError:
+            raise UpstreamTimeout("the upstream did not answer in time") from None
+        except aiohttp.ClientConnectorError:
+            raise UpstreamUnreachable("the upstream could not be reached") from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
+            raise UpstreamBroken(f"the upstream connection failed ({type(exc).__name__})") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable(f"the upstream request failed ({type(exc).__name__})") from None
+
+
+async def read_all(response: aiohttp.ClientResponse) -> bytes:
+    """The whole upstream body, with read failures mapped like the request's."""
+    try:
+        return await response.read()
+    except TimeoutError:
+        raise UpstreamTimeout("the upstream stopped sending before the answer was complete") from None
+    except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+        raise UpstreamBroken(f"the upstream answer was cut off ({type(exc).__name__})") from None
