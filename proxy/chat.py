@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 import aiohttp
@@ -33,6 +34,7 @@ from redaction import (
     restore_text,
 )
 
+log = logging.getLogger("privacy_proxy.exchange")
 STATE = web.AppKey("state", ProxyState)
 NO_LOG_HEADER = "X-Privacy-Proxy-No-Log"
 ID_HEADER = "X-Privacy-Proxy-Id"
@@ -51,6 +53,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise
     finally:
         state.record(exchange)
+        log.info("%s", exchange.summary())
 
 
 async def _exchange(request: web.Request, state: ProxyState, exchange: Exchange) -> web.StreamResponse:

@@ -31,6 +31,18 @@ class Exchange:
     def fail(self, status: int, outcome: str) -> None:
         self.status, self.outcome = status, outcome
 
+    def summary(self) -> str:
+        """One log line about the exchange: ids, status, timings, entity counts; never content."""
+        detection = "-" if self.detection_seconds is None else f"{self.detection_seconds * 1000:.1f}"
+        entities = ",".join(
+            f"{k}={v}" for k, v in sorted((self.mapping.entity_counts() if self.mapping else {}).items())
+        )
+        return (
+            f"exchange {self.id} client={self.client_id} {self.endpoint} stream={self.stream} status={self.status} "
+            f"outcome={self.outcome} total_ms={(time.perf_counter() - self.started) * 1000:.1f} "
+            f"detection_ms={detection} entities={entities or '-'}"
+        )
+
     def to_record(self) -> ExchangeRecord:
         upstream_ms = None
         if self.upstream_started is not None:
