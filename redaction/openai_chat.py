@@ -136,7 +136,9 @@ def _deposit(delta: dict[str, Any], path: PathKey, text: str) -> None:
     """Append ``text`` at ``path`` inside ``delta``, creating the nesting it needs."""
     node: Any = delta
     for step, next_step in zip(path, (*path[1:], None), strict=True):
-        if isinstance(step, tuple):
+        if isinstance(step, tuple) and next_step is None:
+            node.append(text)  # a string directly inside a list
+        elif isinstance(step, tuple):
             kind, number = step
             match = next((item for item in node if kind == "index" and item.get("index") == number), None)
             if match is None:

@@ -79,6 +79,10 @@ class PlaceholderMap:
             mapping._by_key[normalise_value(entry["value"])] = placeholder
             mapping._originals[placeholder] = entry["value"]
             mapping._types[placeholder] = entry["type"]
+            match = PLACEHOLDER_RE.fullmatch(placeholder)
+            if match is not None:
+                kind, number = match.group(1), int(match.group(2))
+                mapping._next[kind] = max(mapping._next[kind], number)
         return mapping
 
 

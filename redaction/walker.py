@@ -94,7 +94,8 @@ def collect_text_fields(body: Any, rules: WalkRules, *, block_uninspectable: boo
                 return
             name = key if isinstance(key, str) else parent_key
             for child_key in list(value):
-                if not rules.is_structural(name, child_key):
+                # inside tool arguments every value is data, whatever its key is called
+                if in_embedded or not rules.is_structural(name, child_key):
                     visit(value, child_key, name, in_embedded)
         elif isinstance(value, list):
             name = key if isinstance(key, str) else parent_key

@@ -1,0 +1,360 @@
+import base64
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from storage import (
+    DecryptionFailed,
+    ExchangeRecord,
+    ExchangeRow,
+    Keyring,
+    LogWriter,
+    UnknownKey,
+    create_schema,
+    load_keyring,
+    make_engine,
+    new_record_id,
+    seal,
+    unseal,
+)
+from storage.crypto import KeyError_, associated_data, decode_key, key_id_for
+from storage.models import ENCRYPTED_COLUMNS
+
+SECRET_TEXT = "Jane Roe, card 4111 1111 1111 1111, jane.roe@example.com"
+
+
+def make_record(record_id: str | None = None) -> ExchangeRecord:
+    return ExchangeRecord(
+        id=record_id or new_record_id(),
+        client_id="team-a",
+        endpoint="/v1/chat/completions",
+        created_at=datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        model="gpt-4o-mini",
+        stream=True,
+        status=200,
+        outcome="ok",
+        latency_total_ms=123.5,
+        latency_detection_ms=12.25,
+        latency_upstream_ms=100.0,
+        entity_counts={"PERSON": 1, "CREDIT_CARD": 1},
+        original_request=f'{{"content": "{SECRET_TEXT}"}}'.encode(),
+        sanitized_request=b'{"content": "<PERSON_1>, card <CREDIT_CARD_1>"}',
+        response="Réponse pour Jane Roe ✓".encode(),
+        mapping={"<PERSON_1>": {"value": "Jane Roe", "type": "PERSON"}},
+    )
+
+
+# --- Keyring and keys
+
+
+def test_encrypt_decrypt_round_trip():
+    keyring = Keyring.with_key(os.urandom(32))
+    aad = associated_data("exchanges", "r1", "response")
+    blob = keyring.encrypt(SECRET_TEXT.encode(), aad)
+    assert SECRET_TEXT.encode() not in blob
+    assert keyring.decrypt(keyring.active_id, blob, aad) == SECRET_TEXT.encode()
+    # fresh nonce each time
+    assert keyring.encrypt(SECRET_TEXT.encode(), aad) != blob
+
+
+def test_older_keys_still_decrypt():
+    old = Keyring.with_key(os.urandom(32))
+    aad = associated_data("exchanges", "r1", "response")
+    blob = old.encrypt(b"payload", aad)
+    rotated = Keyring.with_key(os.urandom(32), old.keys[old.active_id])
+    assert rotated.active_id != old.active_id
+    assert rotated.decrypt(old.active_id, blob, aad) == b"payload"
+
+
+@pytest.mark.parametrize(
+    "moved_to",
+    [
+        ("exchanges", "r2", "response"),  # another record
+        ("exchanges", "r1", "original_request"),  # another column
+        ("audit", "r1", "response"),  # another table
+    ],
+)
+def test_ciphertext_is_bound_to_table_record_and_column(moved_to: tuple[str, str, str]):
+    keyring = Keyring.with_key(os.urandom(32))
+    blob = keyring.encrypt(b"payload", associated_data("exchanges", "r1", "response"))
+    with pytest.raises(DecryptionFailed):
+        keyring.decrypt(keyring.active_id, blob, associated_data(*moved_to))
+
+
+def test_tampered_ciphertext_or_wrong_key_fails():
+    keyring = Keyring.with_key(os.urandom(32))
+    aad = associated_data("exchanges", "r1", "response")
+    blob = bytearray(keyring.encrypt(b"payload", aad))
+    blob[-1] ^= 1
+    with pytest.raises(DecryptionFailed):
+        keyring.decrypt(keyring.active_id, bytes(blob), aad)
+    blob[-1] ^= 1
+    blob[0] = 2  # unknown format version
+    with pytest.raises(DecryptionFailed):
+        keyring.decrypt(keyring.active_id, bytes(blob), aad)
+    other = Keyring.with_key(os.urandom(32))
+    other.keys[keyring.active_id] = other.keys[other.active_id]  # right id, wrong key
+    blob[0] = 1
+    with pytest.raises(DecryptionFailed):
+        other.decrypt(keyring.active_id, bytes(blob), aad)
+
+
+def test_unknown_key_id_raises_unknown_key():
+    keyring = Keyring.with_key(os.urandom(32))
+    aad = associated_data("exchanges", "r1", "response")
+    blob = keyring.encrypt(b"payload", aad)
+    other = Keyring.with_key(os.urandom(32))
+    with pytest.raises(UnknownKey):
+        other.decrypt(keyring.active_id, blob, aad)
+
+
+def test_key_id_is_stable_and_does_not_reveal_the_key():
+    key = os.urandom(32)
+    assert key_id_for(key) == key_id_for(bytes(key)) == Keyring.with_key(key).active_id
+    assert key_id_for(key) != key_id_for(os.urandom(32))
+    assert key.hex() not in key_id_for(key)
+    assert base64.b64encode(key).decode() not in key_id_for(key)
+
+
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
+def test_decode_key_accepts_standard_and_urlsafe_base64(encode):
+    for _ in range(20):  # random keys exercise "+", "/", "-" and "_"
+        key = os.urandom(32)
+        assert decode_key(encode(key).decode()) == key
+        assert decode_key(" " + encode(key).decode().rstrip("=") + "\n") == key
+
+
+@pytest.mark.parametrize("length", [0, 16, 31, 33, 64])
+def test_decode_key_rejects_wrong_lengths_without_echoing_the_key(length: int):
+    key_text = base64.b64encode(os.urandom(length) if length else b"").decode()
+    with pytest.raises(KeyError_) as raised:
+        decode_key(key_text)
+    message = str(raised.value)
+    assert "32" in message
+    if key_text:
+        assert key_text not in message and key_text.rstrip("=") not in message
+
+
+def test_decode_key_rejects_garbage_without_echoing_it():
+    for garbage in ("correct horse battery staple", "Zm9vYmFy$$", "not base64 at all!"):
+        with pytest.raises(KeyError_) as raised:
+            decode_key(garbage)
+        assert garbage not in str(raised.value)
+        assert "horse" not in str(raised.value)
+
+
+def test_load_keyring_generates_a_0600_key_file_once(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    key_file = tmp_path / "keys" / "log.key"
+    with caplog.at_level(logging.WARNING, logger="storage.keys"):
+        first = load_keyring(None, key_file)
+    assert key_file.exists()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key_text = key_file.read_text().strip()
+    assert decode_key(key_text) == first.keys[first.active_id]
+    assert "generated a new log encryption key" in caplog.text
+    assert key_text not in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="storage.keys"):
+        second = load_keyring(None, key_file)
+    assert second == first
+    assert key_file.read_text().strip() == key_text
+    assert caplog.text == ""
+
+
+def test_load_keyring_prefers_the_configured_key(tmp_path: Path):
+    key = os.urandom(32)
+    key_file = tmp_path / "log.key"
+    keyring = load_keyring(base64.b64encode(key).decode(), key_file)
+    assert keyring.keys == {key_id_for(key): key}
+    assert not key_file.exists()
+
+
+def test_load_keyring_rejects_a_corrupt_key_file(tmp_path: Path):
+    key_file = tmp_path / "log.key"
+    key_file.write_text(base64.b64encode(b"short").decode())
+    with pytest.raises(KeyError_):
+        load_keyring(None, key_file)
+
+
+# --- sealing
+
+
+def test_seal_unseal_round_trip_is_exact():
+    keyring = Keyring.with_key(os.urandom(32))
+    record = make_record()
+    row = seal(record, keyring)
+    assert row.key_id == keyring.active_id
+    for column in ENCRYPTED_COLUMNS:
+        blob = getattr(row, column)
+        assert isinstance(blob, bytes)
+        assert b"Jane Roe" not in blob and b"4111" not in blob
+    assert unseal(row, keyring) == record
+
+
+def test_seal_unseal_round_trip_with_empty_payloads():
+    keyring = Keyring.with_key(os.urandom(32))
+    record = replace(
+        make_record(), original_request=None, sanitized_request=b"", response=None, mapping=None, model=None
+    )
+    row = seal(record, keyring)
+    assert row.original_request is None and row.response is None and row.mapping is None
+    assert unseal(row, keyring) == record
+
+
+def test_unseal_rejects_a_payload_moved_to_another_row():
+    keyring = Keyring.with_key(os.urandom(32))
+    first, second = seal(make_record("a" * 32), keyring), seal(make_record("b" * 32), keyring)
+    second.response = first.response
+    with pytest.raises(DecryptionFailed):
+        unseal(second, keyring)
+    second = seal(make_record("b" * 32), keyring)
+    second.response, second.original_request = second.original_request, second.response
+    with pytest.raises(DecryptionFailed):
+        unseal(second, keyring)
+
+
+def test_new_record_ids_are_unique_and_time_ordered():
+    ids = [new_record_id() for _ in range(200)]
+    assert len(set(ids)) == 200
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    prefixes = [i[:12] for i in ids]
+    assert prefixes == sorted(prefixes)
+
+
+# --- LogWriter against a real SQLite file
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'log.db'}")
+    await create_schema(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring.with_key(os.urandom(32))
+
+
+async def read_rows(engine: AsyncEngine) -> list[ExchangeRow]:
+    async with async_sessionmaker(engine)() as session:
+        return list((await session.execute(select(ExchangeRow).order_by(ExchangeRow.id))).scalars().all())
+
+
+def database_bytes(directory: Path) -> bytes:
+    """The SQLite file and its WAL, as stored on disk."""
+    return b"".join(p.read_bytes() for p in directory.iterdir() if p.name.startswith("log.db"))
+
+
+async def test_writer_writes_submitted_records(engine: AsyncEngine, keyring: Keyring, tmp_path: Path):
+    writer = LogWriter(async_sessionmaker(engine), keyring)
+    writer.start()
+    try:
+        records = [make_record(f"{n:032x}") for n in range(5)]
+        assert all(writer.submit(record) for record in records)
+        await writer.wait_idle()
+        assert writer.stats.written == 5 and writer.stats.failed == 0 and writer.stats.rejected == 0
+        assert writer.queue_depth == 0
+    finally:
+        await writer.close(5)
+
+    rows = await read_rows(engine)
+    assert [row.id for row in rows] == [r.id for r in records]
+    for row, record in zip(rows, records, strict=True):
+        back = unseal(row, keyring)
+        assert replace(back, created_at=record.created_at) == record
+    # no payload is stored in clear
+    raw = database_bytes(tmp_path)
+    assert b"Jane Roe" not in raw and b"4111 1111" not in raw
+
+
+async def test_written_created_at_is_the_same_aware_instant(engine: AsyncEngine, keyring: Keyring):
+    writer = LogWriter(async_sessionmaker(engine), keyring)
+    writer.start()
+    try:
+        record = make_record()
+        writer.submit(record)
+        await writer.wait_idle()
+    finally:
+        await writer.close(5)
+    [row] = await read_rows(engine)
+    back = unseal(row, keyring)
+    assert back.created_at.tzinfo is not None, "DateTime(timezone=True) read back as a naive datetime"
+    assert back.created_at == record.created_at
+
+
+async def test_writer_retries_then_reports_failure_without_payload(
+    engine: AsyncEngine, keyring: Keyring, caplog: pytest.LogCaptureFixture
+):
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP TABLE exchanges"))
+    writer = LogWriter(async_sessionmaker(engine), keyring, attempts=3, first_backoff=0.001)
+    writer.start()
+    record = make_record()
+    try:
+        with caplog.at_level(logging.WARNING, logger="storage.writer"):
+            assert writer.submit(record)
+            await writer.wait_idle()
+    finally:
+        await writer.close(5)
+    assert writer.stats.failed == 1
+    assert writer.stats.retries == 2
+    assert writer.stats.written == 0
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and record.id in errors[0].getMessage()
+    for secret in ("Jane Roe", "4111", "jane.roe@example.com", "CREDIT_CARD_1", "PERSON_1"):
+        assert secret not in caplog.text
+
+
+async def test_writer_recovers_when_a_retry_succeeds(engine: AsyncEngine, keyring: Keyring):
+    sessions = async_sessionmaker(engine)
+    calls = 0
+
+    class FlakySessions:
+        def begin(self):
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise ConnectionError("database briefly unavailable")
+            return sessions.begin()
+
+    writer = LogWriter(FlakySessions(), keyring, attempts=3, first_backoff=0.001)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        writer.submit(make_record())
+        await writer.wait_idle()
+    finally:
+        await writer.close(5)
+    assert (writer.stats.written, writer.stats.retries, writer.stats.failed) == (1, 1, 0)
+    assert len(await read_rows(engine)) == 1
+
+
+async def test_writer_rejects_when_queue_is_full(
+    engine: AsyncEngine, keyring: Keyring, caplog: pytest.LogCaptureFixture
+):
+    writer = LogWriter(async_sessionmaker(engine), keyring, queue_size=2)  # not started: nothing drains
+    first, second, third = make_record(), make_record(), make_record()
+    with caplog.at_level(logging.ERROR, logger="storage.writer"):
+        assert writer.submit(first) and writer.submit(second)
+        assert not writer.submit(third)
+    assert writer.stats.rejected == 1
+    assert writer.queue_depth == 2
+    assert third.id in caplog.text and "Jane Roe" not in caplog.text
+
+    writer.start()
+    try:
+        await writer.wait_idle()
+    finally:
+        await writer.close(5)
+    assert writer.stats.written == 2
+    assert [row.id for row in await read_rows(engine)] == sorted([first.id, second.id])
