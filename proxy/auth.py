@@ -41,7 +41,8 @@ def upstream_authorization(request: web.Request, settings: Settings) -> str | No
     """The Authorization header value sent upstream, per ``upstream_key_source``."""
     source = settings.upstream_key_source
     if source == "auto":
-        source = "config" if settings.upstream_api_key else "client"
+        # with proxy keys, the client's Authorization is the proxy's key: never send it upstream
+        source = "config" if settings.upstream_api_key or settings.client_api_keys else "client"
     if source == "config":
         return f"Bearer {settings.upstream_api_key.get_secret_value()}" if settings.upstream_api_key else None
     return request.headers.get("Authorization")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from redaction.errors import DetectorUnavailable, RedactionError, UninspectableContent
 from redaction.placeholders import PlaceholderMap, placeholders_in
 from redaction.pseudonymize import Pseudonymizer, TermLists
 from redaction.spans import Span
@@ -43,8 +44,15 @@ class Redactor:
     async def redact(self, body: Any, rules: WalkRules) -> Redaction:
         """Sanitise ``body`` in place. Raises a ``RedactionError`` instead of returning raw text."""
         started = time.perf_counter()
-        fields = collect_text_fields(body, rules, block_uninspectable=self.block_uninspectable)
-        mapping = PlaceholderMap(reserved=placeholders_in(fields.texts))
-        spans = await self.detector.analyze(fields.texts)
-        fields.write_back(self.pseudonymizer.apply(fields.texts, spans, mapping))
+        try:
+            fields = collect_text_fields(body, rules, block_uninspectable=self.block_uninspectable)
+            mapping = PlaceholderMap(reserved=placeholders_in(fields.texts))
+            spans = await self.detector.analyze(fields.texts)
+            fields.write_back(self.pseudonymizer.apply(fields.texts, spans, mapping))
+        except RedactionError:
+            raise
+        except RecursionError:
+            raise UninspectableContent("the request is nested too deeply to inspect") from None
+        except Exception as exc:
+            raise DetectorUnavailable(f"detection failed ({type(exc).__name__})") from None
         return Redaction(body, mapping, time.perf_counter() - started)
