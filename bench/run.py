@@ -115,7 +115,7 @@ def main() -> None:
         "privacy-proxy": f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
     }
     try:
-        rows = asyncio.run(measure_all(targets, f"http://127.0.0.1:{proxy_port}/readyz", args))
+        rows, ttfb = asyncio.run(measure_all(targets, f"http://127.0.0.1:{proxy_port}/readyz", args))
     finally:
         for process in processes:
             process.terminate()
@@ -131,9 +131,30 @@ def main() -> None:
             added = r["p50"] - floor["p50"]
             ratio = r["rps"] / floor["rps"]
             print(f"{label:<10}{name:<15}{r['p50']:>9.2f}{r['p95']:>9.2f}{r['rps']:>9.0f}{added:>14.2f}{ratio:>11.2f}")
+    print("streaming, short prompt: time to first byte")
+    for name, r in ttfb.items():
+        added = r["p50"] - ttfb["passthrough"]["p50"]
+        print(f"  {name:<15}p50 {r['p50']:6.2f} ms  p95 {r['p95']:6.2f} ms  added p50 {added:+.2f} ms")
 
 
-async def measure_all(targets: dict[str, str], ready_url: str, args: argparse.Namespace) -> list:
+async def measure_ttfb(session: aiohttp.ClientSession, url: str, requests: int) -> dict:
+    """Time to the first byte of a streamed answer, for a short prompt (detection is cheap)."""
+    body = json.dumps({"model": "bench", "stream": True, "messages": [{"role": "user", "content": "Say hello."}]})
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
+    firsts: list[float] = []
+    for i in range(requests + 10):
+        started = time.perf_counter()
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.content.readany()
+            first = (time.perf_counter() - started) * 1000
+            await response.read()
+        if i >= 10:  # the first ten are warm-up
+            firsts.append(first)
+    firsts.sort()
+    return {"p50": statistics.median(firsts), "p95": firsts[int(len(firsts) * 0.95) - 1]}
+
+
+async def measure_all(targets: dict[str, str], ready_url: str, args: argparse.Namespace) -> tuple[list, dict]:
     rows = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         await wait_ready(session, ready_url)
@@ -144,7 +165,8 @@ async def measure_all(targets: dict[str, str], ready_url: str, args: argparse.Na
                 for name, url in targets.items()
             }
             rows.append((label, results))
-    return rows
+        ttfb = {name: await measure_ttfb(session, url, args.requests) for name, url in targets.items()}
+    return rows, ttfb
 
 
 if __name__ == "__main__":
