@@ -5,6 +5,8 @@ Everything is real (Presidio + spaCy, SQLite, HTTP over loopback) except the hos
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 from sqlalchemy import select
@@ -24,6 +27,39 @@ from proxy.state import ProxyState, detector_config
 from redaction import DetectorPool
 from storage import ExchangeRecord, ExchangeRow, Keyring, make_engine, unseal
 from tests.fake_upstream import FakeUpstream
+
+
+POSTGRES_URL = os.environ.get("PRIVACY_PROXY_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("PRIVACY_PROXY_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The log database on each backend: a SQLite file, and a fresh PostgreSQL database.
+
+    PostgreSQL needs a server: ``.ci/postgres.sh`` starts one (CI sets REQUIRE_POSTGRES, so there
+    the tests fail rather than skip when it is missing).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'log.db'}"
+        return
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("PRIVACY_PROXY_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server (set PRIVACY_PROXY_TEST_POSTGRES_URL; .ci/postgres.sh starts one)")
+    name = f"privacy_proxy_test_{secrets.token_hex(6)}"
+    admin_dsn = POSTGRES_URL.replace("+asyncpg", "")
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
