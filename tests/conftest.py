@@ -28,7 +28,6 @@ from redaction import DetectorPool
 from storage import ExchangeRecord, ExchangeRow, Keyring, make_engine, unseal
 from tests.fake_upstream import FakeUpstream
 
-
 POSTGRES_URL = os.environ.get("PRIVACY_PROXY_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("PRIVACY_PROXY_REQUIRE_POSTGRES") == "1"
 
