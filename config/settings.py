@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     allow_list: list[str] = Field(default_factory=list, description="Phrases never redacted")
     deny_list: list[str] = Field(default_factory=list, description="Terms always redacted")
     detector_workers: int = Field(default_factory=_default_workers, ge=1)
-    detection_timeout: float = Field(30.0, gt=0)
+    detection_timeout: float = Field(30.0, gt=0, description="Slower detection fails closed and restarts the workers")
+    max_inspected_chars: int = Field(
+        400_000, gt=0, description="Requests with more text than this get 413 (detection would take too long)"
+    )
     non_text_content: Literal["block", "forward"] = Field(
         "block", description="Images, audio, files cannot be inspected: block (fail closed) or forward"
     )
@@ -79,6 +82,7 @@ class Settings(BaseSettings):
     log_exchanges: bool = True
     allow_log_opt_out: bool = Field(False, description="Honour the X-Privacy-Proxy-No-Log header")
     log_queue_size: int = Field(10_000, ge=1)
+    log_queue_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Memory bound of unwritten records")
     log_write_attempts: int = Field(5, ge=1)
     log_drain_timeout: float = Field(10.0, ge=0, description="Seconds to flush the log queue at shutdown")
 

@@ -11,25 +11,18 @@ import aiohttp
 from aiohttp import web
 
 from proxy.auth import client_identity, upstream_authorization
-from proxy.errors import (
-    ProxyError,
-    StorageDown,
-    UpstreamBroken,
-    UpstreamTimeout,
-    error_body,
-    error_response,
-    from_redaction_error,
-)
+from proxy.errors import ID_HEADER, ProxyError, StorageDown, error_response, from_redaction_error
 from proxy.exchange import Exchange
 from proxy.request_body import check_chat_request, parse_json_object, read_body
-from proxy.sse import SSEDecoder, SSEEvent, encode_event
 from proxy.state import ProxyState
+from proxy.stream_relay import relay_stream
 from proxy.upstream import client_response_headers, read_all, upstream_request_headers
 from redaction import (
     CHAT_RULES,
-    ChatStreamRestorer,
     PlaceholderMap,
     RedactionError,
+    answers_in_json,
+    json_bytes,
     restore_chat_response,
     restore_text,
 )
@@ -37,7 +30,6 @@ from redaction import (
 log = logging.getLogger("privacy_proxy.exchange")
 STATE = web.AppKey("state", ProxyState)
 NO_LOG_HEADER = "X-Privacy-Proxy-No-Log"
-ID_HEADER = "X-Privacy-Proxy-Id"
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -50,6 +42,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(exc, exchange.id)
     except asyncio.CancelledError:
         exchange.fail(499, "client_disconnected")  # the client hung up; upstream call is cancelled
+        raise
+    except Exception:
+        exchange.fail(500, "internal_error")  # the middleware answers 500 without details
         raise
     finally:
         state.record(exchange)
@@ -69,12 +64,13 @@ async def _exchange(request: web.Request, state: ProxyState, exchange: Exchange)
     check_chat_request(body)
     exchange.model, exchange.stream = body["model"], body.get("stream") is True
 
+    json_content = answers_in_json(body)
     try:
         redaction = await state.redactor.redact(body, CHAT_RULES)
+        exchange.mapping, exchange.detection_seconds = redaction.mapping, redaction.detection_seconds
+        exchange.sanitized_request = redaction.sanitized_bytes()
     except RedactionError as exc:
         raise from_redaction_error(exc) from None
-    exchange.mapping, exchange.detection_seconds = redaction.mapping, redaction.detection_seconds
-    exchange.sanitized_request = json.dumps(redaction.body, ensure_ascii=False).encode()
 
     headers = upstream_request_headers(request.headers, settings, upstream_authorization(request, settings))
     exchange.upstream_started = time.perf_counter()
@@ -82,10 +78,13 @@ async def _exchange(request: web.Request, state: ProxyState, exchange: Exchange)
         exchange.status = upstream.status
         exchange.outcome = "ok" if upstream.status < 400 else "upstream_error"
         if upstream.content_type == "text/event-stream":
-            return await _relay_stream(request, upstream, exchange, redaction.mapping)
+            headers = _response_headers(upstream, exchange)
+            return await relay_stream(
+                request, upstream, exchange, headers, redaction.mapping, json_content=json_content
+            )
         payload = await read_all(upstream)
         exchange.upstream_finished = time.perf_counter()
-        return _relay_whole(upstream, payload, exchange, redaction.mapping)
+        return _relay_whole(upstream, payload, exchange, redaction.mapping, json_content)
 
 
 def _response_headers(upstream: aiohttp.ClientResponse, exchange: Exchange):
@@ -95,97 +94,13 @@ def _response_headers(upstream: aiohttp.ClientResponse, exchange: Exchange):
 
 
 def _relay_whole(
-    upstream: aiohttp.ClientResponse, payload: bytes, exchange: Exchange, mapping: PlaceholderMap
+    upstream: aiohttp.ClientResponse, payload: bytes, exchange: Exchange, mapping: PlaceholderMap, json_content: bool
 ) -> web.Response:
     """A JSON answer (or an upstream error): restore placeholders in every text field."""
     try:
-        restored = json.dumps(restore_chat_response(json.loads(payload), mapping), ensure_ascii=False).encode()
+        restored = json_bytes(restore_chat_response(json.loads(payload), mapping, json_content=json_content))
     except ValueError:
         restored = restore_text(payload.decode("utf-8", "replace"), mapping).encode()
     exchange.response = restored
     headers = _response_headers(upstream, exchange)
     return web.Response(status=upstream.status, body=restored, headers=headers)
-
-
-async def _relay_stream(
-    request: web.Request, upstream: aiohttp.ClientResponse, exchange: Exchange, mapping: PlaceholderMap
-) -> web.StreamResponse:
-    """SSE: restore event by event; only a possible placeholder prefix is ever held back."""
-    response = web.StreamResponse(status=upstream.status, headers=_response_headers(upstream, exchange))
-    response.headers["Cache-Control"] = "no-cache"
-    await response.prepare(request)
-    relay = _ChatEventRelay(response, mapping)
-    try:
-        decoder = SSEDecoder()
-        async for chunk in upstream.content.iter_any():
-            for event in decoder.feed(chunk):
-                await relay.send(event)
-        for event in decoder.close():
-            await relay.send(event)
-        await relay.finish()
-    except ConnectionResetError:
-        exchange.fail(499, "client_disconnected")
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        error = (
-            UpstreamTimeout("the upstream stopped sending")
-            if isinstance(exc, TimeoutError)
-            else UpstreamBroken(f"the upstream stream broke ({type(exc).__name__})")
-        )
-        exchange.fail(error.status, error.code)
-        await relay.abort(error)
-    finally:
-        exchange.upstream_finished = time.perf_counter()
-        exchange.response = bytes(relay.sent)
-    return response
-
-
-class _ChatEventRelay:
-    """Writes restored events to the client, exactly one ``[DONE]`` at the end."""
-
-    def __init__(self, response: web.StreamResponse, mapping: PlaceholderMap) -> None:
-        self.response = response
-        self.mapping = mapping
-        self.restorer = ChatStreamRestorer(mapping)
-        self.sent = bytearray()
-        self.done = False
-
-    async def _write(self, data: bytes) -> None:
-        self.sent += data
-        await self.response.write(data)
-
-    async def send(self, event: SSEEvent) -> None:
-        if self.done:
-            return
-        if event.data.strip() == "[DONE]":
-            await self.finish()
-            return
-        try:
-            chunk = json.loads(event.data)
-        except ValueError:
-            await self._write(encode_event(restore_text(event.data, self.mapping), event.event))
-            return
-        if isinstance(chunk, dict) and "choices" in chunk:
-            chunk = self.restorer.restore_chunk(chunk)
-        else:
-            chunk = restore_chat_response(chunk, self.mapping)
-        await self._write(encode_event(json.dumps(chunk, ensure_ascii=False), event.event))
-
-    async def finish(self) -> None:
-        """Release held-back text, then ``[DONE]`` (also when the upstream forgot it)."""
-        if self.done:
-            return
-        final = self.restorer.final_chunk()
-        if final is not None:
-            await self._write(encode_event(json.dumps(final, ensure_ascii=False)))
-        await self._write(encode_event("[DONE]"))
-        self.done = True
-
-    async def abort(self, error: ProxyError) -> None:
-        """The upstream broke mid-stream: tell the client in-band (the status is already sent)."""
-        final = self.restorer.final_chunk()
-        try:
-            if final is not None:
-                await self._write(encode_event(json.dumps(final, ensure_ascii=False)))
-            await self._write(encode_event(json.dumps(error_body(error.message, error.error_type, error.code))))
-        except ConnectionResetError:
-            pass

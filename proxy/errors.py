@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from redaction import DetectionTimeout, DetectorUnavailable, RedactionError, UninspectableContent
+from redaction import DetectionTimeout, DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
 
 
 class ProxyError(Exception):
@@ -68,8 +68,10 @@ class StorageDown(ProxyError):
 
 def from_redaction_error(exc: RedactionError) -> ProxyError:
     """Every way the request side can fail maps to a refusal: nothing is forwarded."""
+    if isinstance(exc, TooMuchText):
+        return PayloadTooLarge(f"{exc} (max_inspected_chars); nothing was forwarded")
     if isinstance(exc, UninspectableContent):
-        return ContentNotInspectable(f"{exc} (the proxy's non_text_content policy is 'block')")
+        return ContentNotInspectable(f"{exc}; nothing was forwarded")
     if isinstance(exc, DetectionTimeout):
         return DetectionTooSlow(f"personal-data detection timed out; nothing was forwarded ({exc})")
     if isinstance(exc, DetectorUnavailable):
@@ -81,6 +83,9 @@ def error_body(message: str, error_type: str, code: str | None) -> dict[str, Any
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
-def error_response(exc: ProxyError, request_id: str | None = None) -> web.Response:
-    headers = {"x-request-id": request_id} if request_id else None
+ID_HEADER = "X-Privacy-Proxy-Id"
+
+
+def error_response(exc: ProxyError, exchange_id: str | None = None) -> web.Response:
+    headers = {ID_HEADER: exchange_id} if exchange_id else None
     return web.json_response(error_body(exc.message, exc.error_type, exc.code), status=exc.status, headers=headers)

@@ -9,6 +9,9 @@ from aiohttp import web
 
 from proxy.errors import InvalidJSON, InvalidRequest, PayloadTooLarge
 
+CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+MAX_MODEL_CHARS = 256  # the log's model column
+
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, refused with 413 as soon as it exceeds ``limit`` bytes."""
@@ -41,14 +44,15 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 def check_chat_request(body: dict[str, Any]) -> None:
     """The shape a Chat Completions request must have; field names only in messages."""
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise InvalidRequest("'model' must be a non-empty string")
+    model = body.get("model")
+    if not isinstance(model, str) or not model or len(model) > MAX_MODEL_CHARS or not model.isprintable():
+        raise InvalidRequest(f"'model' must be a non-empty printable string of at most {MAX_MODEL_CHARS} characters")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array")
     for position, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidRequest(f"'messages[{position}]' must be an object with a string 'role'")
+        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
+            raise InvalidRequest(f"'messages[{position}].role' must be one of {', '.join(sorted(CHAT_ROLES))}")
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise InvalidRequest(f"'messages[{position}].content' must be a string, an array of parts, or null")

@@ -40,7 +40,7 @@ class ProxyState:
     redactor: Redactor = field(init=False)
     engine: AsyncEngine | None = None
     writer: LogWriter | None = None
-    storage_ok: bool = False
+    _storage_ok: bool = False
     writer_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     _detector_start: asyncio.Task[None] | None = None
 
@@ -50,7 +50,13 @@ class ProxyState:
             self.detector,
             TermLists.build(self.settings.allow_list, self.settings.deny_list),
             block_uninspectable=self.settings.non_text_content == "block",
+            max_chars=self.settings.max_inspected_chars,
         )
+
+    @property
+    def storage_ok(self) -> bool:
+        """The schema exists and the last write (record or readiness probe) succeeded."""
+        return self._storage_ok and (self.writer is None or self.writer.healthy)
 
     @classmethod
     def from_settings(cls, settings: Settings, detector: DetectorPool | None = None) -> ProxyState:
@@ -69,13 +75,17 @@ class ProxyState:
         sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         try:
             await create_schema(self.engine)
-            self.storage_ok = True
+            self._storage_ok = True
         except Exception as exc:
             log.error(
                 "log database unavailable at start (%s); requests that must be logged get 503", type(exc).__name__
             )
         self.writer = LogWriter(
-            sessions, keyring, queue_size=self.settings.log_queue_size, attempts=self.settings.log_write_attempts
+            sessions,
+            keyring,
+            queue_size=self.settings.log_queue_size,
+            queue_bytes=self.settings.log_queue_bytes,
+            attempts=self.settings.log_write_attempts,
         )
         self.writer.start()
         self._sessions = sessions
@@ -103,14 +113,16 @@ class ProxyState:
     async def storage_writable(self) -> bool:
         try:
             async with asyncio.timeout(READINESS_DB_TIMEOUT):
-                if not self.storage_ok and self.engine is not None:
+                if not self._storage_ok and self.engine is not None:
                     await create_schema(self.engine)
                 await touch_heartbeat(self._sessions, self.writer_id)
+            if self.writer is not None:
+                self.writer.healthy = True  # the database takes writes again
         except Exception as exc:
             log.warning("readiness: log database not writable (%s)", type(exc).__name__)
-            self.storage_ok = False
+            self._storage_ok = False
             return False
-        self.storage_ok = True
+        self._storage_ok = True
         return True
 
     def record(self, exchange: Exchange) -> None:

@@ -1,9 +1,9 @@
 """Detection (Presidio), placeholders, restoration. Never imports proxy/ or storage/."""
 
 from redaction.detector import DetectorConfig
-from redaction.errors import DetectionTimeout, DetectorUnavailable, RedactionError, UninspectableContent
-from redaction.openai_chat import CHAT_RULES, ChatStreamRestorer, restore_chat_response
-from redaction.pipeline import Redaction, Redactor
+from redaction.errors import DetectionTimeout, DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
+from redaction.openai_chat import CHAT_RULES, ChatStreamRestorer, answers_in_json, restore_chat_response
+from redaction.pipeline import Redaction, Redactor, json_bytes
 from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap
 from redaction.pool import DetectorPool
 from redaction.pseudonymize import TermLists
@@ -25,7 +25,10 @@ __all__ = [
     "Span",
     "StreamRestorer",
     "TermLists",
+    "TooMuchText",
     "UninspectableContent",
+    "answers_in_json",
+    "json_bytes",
     "restore_chat_response",
     "restore_text",
 ]

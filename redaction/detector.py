@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redaction.errors import DetectorUnavailable
+from redaction.normalize import normalised_view, to_original
 from redaction.spans import Span
 
 if TYPE_CHECKING:
@@ -119,7 +120,21 @@ class Detector:
         return sorted(spans, key=lambda s: (s.start, s.end))
 
     def analyze(self, texts: Sequence[str]) -> list[list[Span]]:
-        return [self.analyze_one(text) if text.strip() else [] for text in texts]
+        """Spans per text, in original offsets; each text is read through its normalised view.
+
+        Texts are analysed one by one: joining them would save Presidio's per-call cost, but
+        spaCy's NER then misses names that it finds in the text alone.
+        """
+        results = []
+        for text in texts:
+            view, index = normalised_view(text)
+            if not any(char.isalnum() for char in view):
+                results.append([])
+                continue
+            results.append(
+                [Span(*to_original(index, s.start, s.end), s.entity_type, s.score) for s in self.analyze_one(view)]
+            )
+        return results
 
     def warm_up(self) -> None:
         """The first call is slower (lazy initialisation): pay it before reporting ready."""

@@ -15,3 +15,7 @@ class DetectionTimeout(RedactionError):
 
 class UninspectableContent(RedactionError):
     """The request carries content the detector cannot read (image, audio, file) and policy blocks it."""
+
+
+class TooMuchText(RedactionError):
+    """The request carries more text than the proxy is configured to inspect."""

@@ -28,11 +28,24 @@ CHAT_RULES = WalkRules(
             "verbosity",
             "required",
             "system_fingerprint",
+            # numeric parameters: never personal data, and long seeds must stay numbers
+            "seed",
+            "max_tokens",
+            "max_completion_tokens",
+            "n",
+            "temperature",
+            "top_p",
+            "top_logprobs",
+            "frequency_penalty",
+            "presence_penalty",
+            "logit_bias",
+            "created",
         }
     ),
     # a function's or schema's name is an identifier the application dispatches on
     structural_keys_under={"function": frozenset({"name"}), "json_schema": frozenset({"name"})},
     embedded_json_keys=frozenset({"arguments"}),
+    free_form_keys=frozenset({"metadata"}),
     uninspectable_part_types=frozenset({"image_url", "input_audio", "file", "input_image", "input_file"}),
 )
 
@@ -40,11 +53,20 @@ CHAT_RULES = WalkRules(
 _JSON_TEXT_KEYS = frozenset({"arguments"})
 
 
-def restore_chat_response(body: Any, mapping: PlaceholderMap) -> Any:
+def answers_in_json(request: dict[str, Any]) -> bool:
+    """Whether the answer's content is JSON text (structured outputs): restore JSON-escaped then."""
+    response_format = request.get("response_format")
+    return isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema")
+
+
+def _json_text_keys(json_content: bool) -> frozenset[str]:
+    return _JSON_TEXT_KEYS | {"content"} if json_content else _JSON_TEXT_KEYS
+
+
+def restore_chat_response(body: Any, mapping: PlaceholderMap, *, json_content: bool = False) -> Any:
     """Restore placeholders in every text field of a non-streaming answer, in place."""
-    return map_strings(
-        body, CHAT_RULES, lambda text, key: restore_text(text, mapping, json_escape=key in _JSON_TEXT_KEYS)
-    )
+    json_keys = _json_text_keys(json_content)
+    return map_strings(body, CHAT_RULES, lambda text, key: restore_text(text, mapping, json_escape=key in json_keys))
 
 
 PathKey = tuple[str | tuple[str, int], ...]
@@ -59,8 +81,9 @@ class ChatStreamRestorer:
     ``finish_reason`` chunk, and anything left in ``final_chunk`` before ``[DONE]``.
     """
 
-    def __init__(self, mapping: PlaceholderMap) -> None:
+    def __init__(self, mapping: PlaceholderMap, *, json_content: bool = False) -> None:
         self._mapping = mapping
+        self._json_keys = _json_text_keys(json_content)
         self._restorers: dict[tuple[int, PathKey], StreamRestorer] = {}
         self._template: dict[str, Any] = {}
 
@@ -92,7 +115,7 @@ class ChatStreamRestorer:
             if isinstance(value, str):
                 restorer = self._restorers.get((index, (*path, step)))
                 if restorer is None:
-                    restorer = StreamRestorer(self._mapping, json_escape=step in _JSON_TEXT_KEYS)
+                    restorer = StreamRestorer(self._mapping, json_escape=step in self._json_keys)
                     self._restorers[(index, (*path, step))] = restorer
                 node[key] = restorer.feed(value)  # type: ignore[index]
             elif isinstance(value, dict | list):
@@ -148,4 +171,7 @@ def _deposit(delta: dict[str, Any], path: PathKey, text: str) -> None:
         elif next_step is None:
             node[step] = (node.get(step) or "") + text
         else:
-            node = node.setdefault(step, [] if isinstance(next_step, tuple) else {})
+            child = node.get(step)
+            if not isinstance(child, list | dict):  # absent, or null in the upstream's chunk
+                child = node[step] = [] if isinstance(next_step, tuple) else {}
+            node = child

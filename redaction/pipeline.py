@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redaction.errors import DetectorUnavailable, RedactionError, UninspectableContent
+from redaction.errors import DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
 from redaction.placeholders import PlaceholderMap, placeholders_in
-from redaction.pseudonymize import Pseudonymizer, TermLists
+from redaction.pseudonymize import Pseudonymizer, TermLists, leftover_values
 from redaction.spans import Span
 from redaction.walker import WalkRules, collect_text_fields
+
+
+def json_bytes(value: Any) -> bytes:
+    """UTF-8 JSON. A lone surrogate (legal in a JSON escape, not in UTF-8) falls back to escapes."""
+    try:
+        return json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(value).encode()
 
 
 class SpanDetector(Protocol):
@@ -30,22 +39,44 @@ class Redaction:
     def entity_counts(self) -> dict[str, int]:
         return self.mapping.entity_counts()
 
+    def sanitized_bytes(self) -> bytes:
+        """The body to forward, after a last check that no detected value is left anywhere in it.
+
+        Values are replaced where the walker can rewrite them; a value that also sits where it
+        cannot (an id, a role, a function name, an identifier-like key) must not go out.
+        """
+        data = json_bytes(self.body)
+        if leftover_values(data.decode(), self.mapping):
+            raise UninspectableContent(
+                "a detected personal value also appears in a field the proxy does not rewrite "
+                "(an id, role, name or object key)"
+            )
+        return data
+
 
 class Redactor:
     """Everything the request side does to a body, independent of HTTP."""
 
     def __init__(
-        self, detector: SpanDetector, terms: TermLists | None = None, *, block_uninspectable: bool = True
+        self,
+        detector: SpanDetector,
+        terms: TermLists | None = None,
+        *,
+        block_uninspectable: bool = True,
+        max_chars: int | None = None,
     ) -> None:
         self.detector = detector
         self.pseudonymizer = Pseudonymizer(terms or TermLists())
         self.block_uninspectable = block_uninspectable
+        self.max_chars = max_chars
 
     async def redact(self, body: Any, rules: WalkRules) -> Redaction:
         """Sanitise ``body`` in place. Raises a ``RedactionError`` instead of returning raw text."""
         started = time.perf_counter()
         try:
             fields = collect_text_fields(body, rules, block_uninspectable=self.block_uninspectable)
+            if self.max_chars is not None and sum(map(len, fields.texts)) > self.max_chars:
+                raise TooMuchText(f"the request holds more than {self.max_chars} characters of text to inspect")
             mapping = PlaceholderMap(reserved=placeholders_in(fields.texts))
             spans = await self.detector.analyze(fields.texts)
             fields.write_back(self.pseudonymizer.apply(fields.texts, spans, mapping))

@@ -50,6 +50,8 @@ class DetectorPool:
         self.timeout = timeout
         self._executor: ProcessPoolExecutor | None = None
         self._ready = False
+        self._restart_task: asyncio.Task[None] | None = None
+        self.restarts = 0
 
     @property
     def ready(self) -> bool:
@@ -89,11 +91,12 @@ class DetectorPool:
         try:
             return await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
+            # the worker is still busy with this text and would delay every later request
+            self._restart("detection timed out")
             raise DetectionTimeout(f"detection took longer than {self.timeout:g}s") from None
         except BrokenExecutor:
-            self._ready = False
-            log.error("a detector worker died; the detector is unavailable until restart")
-            raise DetectorUnavailable("detector worker died") from None
+            self._restart("a detector worker died")
+            raise DetectorUnavailable("detector worker died; restarting") from None
         except DetectorUnavailable:
             raise
         except Exception as exc:
@@ -101,7 +104,34 @@ class DetectorPool:
             log.error("detection failed: %s", type(exc).__name__)
             raise DetectorUnavailable(f"detection failed ({type(exc).__name__})") from None
 
+    async def wait_ready(self) -> None:
+        """Until a restart in progress has finished (or failed)."""
+        if self._restart_task is not None:
+            await asyncio.shield(self._restart_task)
+
+    def _restart(self, reason: str) -> None:
+        """Kill the workers and start fresh ones; until they are warm, requests fail closed."""
+        if self._restart_task is not None and not self._restart_task.done():
+            return
+        self._ready = False
+        self.restarts += 1
+        log.error("%s: restarting the detector workers", reason)
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            for process in list(getattr(executor, "_processes", {}).values()):
+                process.kill()
+            executor.shutdown(wait=False, cancel_futures=True)
+        self._restart_task = asyncio.create_task(self._start_again())
+
+    async def _start_again(self) -> None:
+        try:
+            await self.start()
+        except DetectorUnavailable as exc:
+            log.error("detector restart failed: %s", exc)
+
     async def close(self) -> None:
+        if self._restart_task is not None and not self._restart_task.done():
+            self._restart_task.cancel()
         self._ready = False
         if self._executor is not None:
             executor, self._executor = self._executor, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -91,3 +92,14 @@ def _splice(text: str, spans: Sequence[Span], mapping: PlaceholderMap) -> str:
         cursor = span.end
     pieces.append(text[cursor:])
     return "".join(pieces)
+
+
+def leftover_values(serialized_json: str, mapping: PlaceholderMap) -> bool:
+    """True when a value of ``mapping`` still occurs in ``serialized_json`` (in its escaped forms)."""
+    forms = set()
+    for value in mapping.known_values():
+        if len(value.strip()) >= MIN_PROPAGATED_LENGTH:
+            forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+            forms.add(json.dumps(value)[1:-1])
+    pattern = _term_pattern(forms)
+    return pattern is not None and pattern.search(serialized_json) is not None

@@ -7,12 +7,15 @@ are structural, which strings hold JSON of their own, and which content parts ca
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from redaction.errors import UninspectableContent
 
+# Keys shaped like identifiers (snake_case, camelCase, kebab-case) are field names, not data.
+IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 # Integers this long inside tool arguments can be phone, card or account numbers.
 MIN_INSPECTED_DIGITS = 7
 
@@ -23,7 +26,10 @@ class WalkRules:
 
     structural_keys: frozenset[str] = frozenset()
     structural_keys_under: dict[str, frozenset[str]] = field(default_factory=dict)
+    # strings that hold JSON: restored values are JSON-escaped there
     embedded_json_keys: frozenset[str] = frozenset()
+    # subtrees that are free-form data (every key and value inspected), e.g. metadata
+    free_form_keys: frozenset[str] = frozenset()
     uninspectable_part_types: frozenset[str] = frozenset()
 
     def is_structural(self, parent_key: str | None, key: str) -> bool:
@@ -38,8 +44,16 @@ class _Slot:
 
 
 @dataclass
+class _KeySlot:
+    """An object key inside free-form data (metadata, tool arguments): renamed if it is PII."""
+
+    container: dict[str, Any]
+    key: str
+
+
+@dataclass
 class _Embedded:
-    """A JSON document that lives inside a string (tool-call arguments)."""
+    """A JSON document that lives inside a string (tool-call arguments, JSON tool results)."""
 
     container: dict[str, Any] | list[Any]
     key: str | int
@@ -51,56 +65,97 @@ class TextFields:
     """The inspectable strings of one body, in walk order, and how to write them back."""
 
     texts: list[str] = field(default_factory=list)
-    _slots: list[_Slot] = field(default_factory=list)
+    _slots: list[_Slot | _KeySlot] = field(default_factory=list)
     _embedded: list[_Embedded] = field(default_factory=list)
+
+    def _add(self, text: str, slot: _Slot | _KeySlot) -> None:
+        self.texts.append(text)
+        self._slots.append(slot)
 
     def write_back(self, new_texts: list[str]) -> None:
         """Store sanitised texts where the originals were, then re-serialise embedded JSON."""
+        renamed: list[tuple[_KeySlot, str]] = []
         for slot, old, new in zip(self._slots, self.texts, new_texts, strict=True):
-            if slot.was_number and new == old:
-                continue  # nothing found: the number stays a number
-            slot.container[slot.key] = new  # type: ignore[index]
-        for embedded in reversed(self._embedded):
+            if new == old:
+                continue  # nothing found: a number stays a number, a key stays as it is
+            if isinstance(slot, _KeySlot):
+                renamed.append((slot, new))
+            else:
+                slot.container[slot.key] = new  # type: ignore[index]
+        for slot, new in renamed:  # after the values, which are addressed by the old keys
+            _rename_key(slot.container, slot.key, new)
+        for embedded in reversed(self._embedded):  # innermost first
             embedded.container[embedded.key] = json.dumps(embedded.document, ensure_ascii=False)  # type: ignore[index]
 
 
+def _rename_key(container: dict[str, Any], old: str, new: str) -> None:
+    """Rename in place, keeping the order; a clash with an existing key gets a numbered suffix."""
+    unique, n = new, 1
+    while unique in container and unique != old:
+        n += 1
+        unique = f"{new}#{n}"
+    items = [(unique if k == old else k, v) for k, v in container.items()]
+    container.clear()
+    container.update(items)
+
+
+def _number_text(value: int | float) -> str | None:
+    """The digits of a number long enough to be a phone, card or account number, else None."""
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        digits = str(int(value)) if value.is_integer() else repr(value)
+    else:
+        digits = str(value)
+    return digits if sum(c.isdigit() for c in digits) >= MIN_INSPECTED_DIGITS else None
+
+
 def collect_text_fields(body: Any, rules: WalkRules, *, block_uninspectable: bool = True) -> TextFields:
-    """Walk ``body`` (mutable, parsed JSON) and collect every string to inspect."""
+    """Walk ``body`` (mutable, parsed JSON) and collect every string to inspect.
+
+    Strings that hold a JSON object or array are parsed and walked as free-form data (every key
+    and value inspected, long numbers too), then re-serialised, so values hidden in tool
+    arguments or JSON tool results are seen decoded.
+    """
     fields = TextFields()
 
-    def visit(container: dict[str, Any] | list[Any], key: str | int, parent_key: str | None, in_embedded: bool) -> None:
+    def visit(container: dict[str, Any] | list[Any], key: str | int, parent_key: str | None, free: bool) -> None:
         value = container[key]  # type: ignore[index]
         if isinstance(value, str):
-            if isinstance(key, str) and key in rules.embedded_json_keys:
-                document = _parse_json_container(value)
-                if document is not None:
-                    fields._embedded.append(_Embedded(container, key, document))
-                    holder = [document]
-                    visit(holder, 0, key, True)
-                    fields._embedded[-1].document = holder[0]
-                    return
-            fields.texts.append(value)
-            fields._slots.append(_Slot(container, key))
+            document = _parse_json_container(value)
+            if document is not None:
+                embedded = _Embedded(container, key, document)
+                fields._embedded.append(embedded)
+                holder = [document]
+                visit(holder, 0, key if isinstance(key, str) else parent_key, True)
+                embedded.document = holder[0]
+                return
+            fields._add(value, _Slot(container, key))
         elif isinstance(value, bool) or value is None:
             return
-        elif isinstance(value, int) and in_embedded and len(str(abs(value))) >= MIN_INSPECTED_DIGITS:
-            fields.texts.append(str(value))
-            fields._slots.append(_Slot(container, key, was_number=True))
+        elif isinstance(value, int | float):
+            digits = _number_text(value)
+            if digits is not None:
+                fields._add(digits, _Slot(container, key, was_number=True))
         elif isinstance(value, dict):
             part_type = value.get("type")
-            if isinstance(part_type, str) and part_type in rules.uninspectable_part_types:
+            if not free and isinstance(part_type, str) and part_type in rules.uninspectable_part_types:
                 if block_uninspectable:
                     raise UninspectableContent(f"content of type {part_type!r} cannot be inspected for personal data")
                 return
             name = key if isinstance(key, str) else parent_key
             for child_key in list(value):
-                # inside tool arguments every value is data, whatever its key is called
-                if in_embedded or not rules.is_structural(name, child_key):
-                    visit(value, child_key, name, in_embedded)
+                if free:
+                    # free-form data: every value is data whatever its key, and keys can be too
+                    visit(value, child_key, name, True)
+                    if not IDENTIFIER_RE.fullmatch(child_key):
+                        fields._add(child_key, _KeySlot(value, child_key))
+                elif not rules.is_structural(name, child_key):
+                    visit(value, child_key, name, child_key in rules.free_form_keys)
         elif isinstance(value, list):
             name = key if isinstance(key, str) else parent_key
             for index in range(len(value)):
-                visit(value, index, name, in_embedded)
+                visit(value, index, name, free)
 
     root = [body]
     visit(root, 0, None, False)

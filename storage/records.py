@@ -39,6 +39,11 @@ class ExchangeRecord:
     response: bytes | None = None
     mapping: dict[str, Any] | None = None
 
+    def payload_size(self) -> int:
+        """Approximate memory held by this record's payloads (bounds the write queue)."""
+        sizes = (len(p) for p in (self.original_request, self.sanitized_request, self.response) if p)
+        return sum(sizes) + 64 * len(self.mapping or ())
+
     def payloads(self) -> dict[str, bytes | None]:
         mapping = None if self.mapping is None else json.dumps(self.mapping, ensure_ascii=False).encode()
         return {

@@ -33,18 +33,28 @@ class WriterStats:
 
 class LogWriter:
     def __init__(
-        self, sessions: async_sessionmaker, keyring: Keyring, *, queue_size: int = 10_000, attempts: int = 5,
+        self,
+        sessions: async_sessionmaker,
+        keyring: Keyring,
+        *,
+        queue_size: int = 10_000,
+        queue_bytes: int = 256 * 1024 * 1024,
+        attempts: int = 5,
         first_backoff: float = 0.05,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._sessions = sessions
         self._keyring = keyring
         self._queue: asyncio.Queue[ExchangeRecord] = asyncio.Queue(queue_size)
+        self._max_bytes = queue_bytes
+        self._queued_bytes = 0
         self._attempts = attempts
         self._first_backoff = first_backoff
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self.stats = WriterStats()
+        # False once a record was lost; the proxy then refuses new exchanges until a write works
+        self.healthy = True
 
     @property
     def queue_depth(self) -> int:
@@ -55,12 +65,17 @@ class LogWriter:
 
     def submit(self, record: ExchangeRecord) -> bool:
         """Queue a record for writing; False (and an error logged) when the queue is full."""
-        try:
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
+        size = record.payload_size()
+        if self._queued_bytes + size > self._max_bytes or self._queue.full():
             self.stats.rejected += 1
-            log.error("log queue full (%d records): record %s not written", self._queue.maxsize, record.id)
+            self.healthy = False
+            log.error(
+                "log queue full (%d records, %d bytes): record %s not written",
+                self._queue.qsize(), self._queued_bytes, record.id,
+            )  # fmt: skip
             return False
+        self._queue.put_nowait(record)
+        self._queued_bytes += size
         self._idle.clear()
         return True
 
@@ -73,35 +88,55 @@ class LogWriter:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._write_with_retries(batch)
-            for _ in batch:
+            await self._write(batch)
+            for record in batch:
+                self._queued_bytes -= record.payload_size()
                 self._queue.task_done()
             if self._queue.empty():
                 self._idle.set()
 
-    async def _write_with_retries(self, batch: list[ExchangeRecord]) -> None:
+    async def _write(self, batch: list[ExchangeRecord]) -> None:
+        """Write a batch with retries; if it still fails, record by record, so one bad record
+        (say, text the database refuses) costs only itself."""
+        error = await self._attempt(batch, self._attempts)
+        if error is None:
+            return
+        if len(batch) > 1:
+            log.warning("batch of %d records failed (%s); writing them one by one", len(batch), error)
+            for record in batch:
+                single_error = await self._attempt([record], 1)
+                if single_error is not None:
+                    self._lost([record], single_error)
+            return
+        self._lost(batch, error)
+
+    def _lost(self, records: list[ExchangeRecord], error: str) -> None:
+        self.stats.failed += len(records)
+        self.healthy = False
+        log.error("log write failed (%s): record(s) lost: %s", error, ", ".join(r.id for r in records))
+
+    async def _attempt(self, batch: list[ExchangeRecord], attempts: int) -> str | None:
+        """None when written, else the name of the last error (never its message: it may quote data)."""
         delay = self._first_backoff
-        for attempt in range(1, self._attempts + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 rows = [seal(record, self._keyring) for record in batch]
                 async with self._sessions.begin() as session:
                     session.add_all(rows)
-                self.stats.written += len(batch)
-                return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if attempt == self._attempts:
-                    self.stats.failed += len(batch)
-                    log.error(
-                        "log write failed after %d attempts (%s): %d record(s) lost: %s",
-                        attempt, type(exc).__name__, len(batch), ", ".join(r.id for r in batch),
-                    )  # fmt: skip
-                    return
+                if attempt == attempts:
+                    return type(exc).__name__
                 self.stats.retries += 1
                 log.warning("log write failed (%s), retry %d in %.2fs", type(exc).__name__, attempt, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            else:
+                self.stats.written += len(batch)
+                self.healthy = True
+                return None
+        return "no attempt"
 
     async def close(self, drain_seconds: float) -> None:
         """Write what is queued (up to ``drain_seconds``), then stop."""

@@ -565,6 +565,19 @@ async def test_detection_timeout_is_503_and_nothing_forwarded(make_proxy, upstre
     assert_openai_error(payload, "detection_timeout")
     assert upstream.fake.received == []
 
+    # the worker still busy with that text is replaced; meanwhile requests fail closed
+    restarts = detector.restarts
+    monkeypatch.setattr(detector, "timeout", 60)
+    async with http.get(f"{proxy.url}/readyz") as response:
+        assert response.status == 503
+    async with http.post(chat_url(proxy), json=user_body(f"Hi, I am {PERSON}.")) as response:
+        assert response.status == 503
+    await detector.wait_ready()
+    assert detector.restarts == restarts and detector.ready
+    async with http.post(chat_url(proxy), json=user_body(f"Hi, I am {PERSON}.")) as response:
+        assert response.status == 200
+    assert PERSON.encode() not in upstream.fake.received[-1].raw
+
 
 # --------------------------------------------------------------------------- 7. health while busy
 

@@ -358,3 +358,31 @@ async def test_writer_rejects_when_queue_is_full(
         await writer.close(5)
     assert writer.stats.written == 2
     assert [row.id for row in await read_rows(engine)] == sorted([first.id, second.id])
+
+
+async def test_one_record_the_database_refuses_costs_only_itself(engine: AsyncEngine, keyring: Keyring):
+    """A lone surrogate cannot be stored as text by either backend: only that record is lost."""
+    writer = LogWriter(async_sessionmaker(engine), keyring, attempts=2, first_backoff=0.001)
+    writer.start()
+    try:
+        records = [make_record(f"{n:032x}") for n in range(5)]
+        records[4] = replace(records[4], model="gpt\ud800")
+        for record in records:
+            writer.submit(record)
+        await writer.wait_idle()
+        assert (writer.stats.written, writer.stats.failed) == (4, 1)
+        assert writer.healthy is False
+        writer.submit(make_record(f"{9:032x}"))
+        await writer.wait_idle()
+        assert writer.healthy is True
+    finally:
+        await writer.close(5)
+    assert [row.id for row in await read_rows(engine)] == [f"{n:032x}" for n in (0, 1, 2, 3, 9)]
+
+
+async def test_writer_queue_is_bounded_in_bytes(engine: AsyncEngine, keyring: Keyring):
+    writer = LogWriter(async_sessionmaker(engine), keyring, queue_bytes=1000)  # not started: nothing drains
+    big = replace(make_record(), response=b"x" * 600)
+    assert writer.submit(big) is True
+    assert writer.submit(replace(big, id=new_record_id())) is False
+    assert writer.stats.rejected == 1 and writer.healthy is False

@@ -106,7 +106,7 @@ def test_collects_every_text_field_of_a_chat_body():
     assert texts.count("jane.roe@example.com") == 2
 
 
-def test_structural_values_and_keys_are_not_collected():
+def test_structural_values_are_not_collected():
     texts = set(collected(chat_body()))
     for structural in (
         "gpt-4o-mini",  # model
@@ -122,12 +122,8 @@ def test_structural_values_and_keys_are_not_collected():
         "object",
         "string",
         "integer",  # parameters' "type"
-        "to",
-        "phone",  # parameters' "required", and argument keys
-        "greeting",
-        "customer",  # metadata key
         "42",  # short integer in arguments
-        "12345678901",  # integers outside tool arguments are not text
+        "12345678901",  # the seed: a numeric parameter, never text
         "2",
     ):
         assert structural not in texts, structural
@@ -138,7 +134,8 @@ def test_write_back_replaces_texts_and_leaves_structure_untouched():
     body = chat_body()
     original = copy.deepcopy(body)
     fields = collect_text_fields(body, CHAT_RULES)
-    fields.write_back([f"[{i}]" for i in range(len(fields.texts))])
+    keys = {"to", "cc", "body", "greeting", "urgent", "copies", "phone", "count", "customer", "ticket"}
+    fields.write_back([text if text in keys else f"[{i}]" for i, text in enumerate(fields.texts)])
 
     assert body["model"] == original["model"]
     assert [m["role"] for m in body["messages"]] == [m["role"] for m in original["messages"]]
@@ -200,7 +197,7 @@ def test_long_integers_in_arguments_are_inspected_and_replaced_as_strings():
     body = tool_call_body('{"phone": 5550100123, "account": -12345678, "page": 123456, "price": 19.99}')
     fields = collect_text_fields(body, CHAT_RULES)
     assert fields.texts == ["5550100123", "-12345678"]
-    fields.write_back(["<PHONE_NUMBER_1>", fields.texts[1]])
+    fields.write_back(["<PHONE_NUMBER_1>", *fields.texts[1:]])
     assert json.loads(arguments_of(body)) == {
         "phone": "<PHONE_NUMBER_1>",
         "account": -12345678,
@@ -230,6 +227,45 @@ def test_argument_values_are_inspected_whatever_their_key():
     }
     texts = collected(tool_call_body(json.dumps(arguments)))
     assert set(texts) == set(arguments.values())
+
+
+def test_keys_of_free_form_data_are_renamed_when_they_are_personal_data():
+    body = {
+        "model": "m",
+        "metadata": {"jane.roe@example.com": "vip", "id": "Jane Roe"},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    fields = collect_text_fields(body, CHAT_RULES)
+    # identifier-shaped keys ("id") are field names; other keys are inspected like values
+    assert {"jane.roe@example.com", "Jane Roe", "vip", "hi"} == set(fields.texts)
+    replacement = {"jane.roe@example.com": "<EMAIL_ADDRESS_1>", "Jane Roe": "<PERSON_1>"}
+    fields.write_back([replacement.get(t, t) for t in fields.texts])
+    assert list(body["metadata"].items()) == [("<EMAIL_ADDRESS_1>", "vip"), ("id", "<PERSON_1>")]
+
+
+def test_nested_json_inside_arguments_is_walked_and_rewritten():
+    inner = json.dumps({"email": "jane.roe@example.com"})
+    body = tool_call_body(json.dumps({"tool": "send", "arguments": inner}))
+    fields = collect_text_fields(body, CHAT_RULES)
+    assert "jane.roe@example.com" in fields.texts
+    fields.write_back(["<EMAIL_ADDRESS_1>" if t == "jane.roe@example.com" else t for t in fields.texts])
+    outer = json.loads(arguments_of(body))
+    assert json.loads(outer["arguments"]) == {"email": "<EMAIL_ADDRESS_1>"}
+    assert "jane.roe" not in arguments_of(body)
+
+
+def test_json_tool_results_are_decoded_before_inspection():
+    content = '{"customer": "Fran\\u00e7ois M\\u00fcller", "phone": 2125550100}'
+    body = {"model": "m", "messages": [{"role": "tool", "tool_call_id": "c", "content": content}]}
+    fields = collect_text_fields(body, CHAT_RULES)
+    assert "François Müller" in fields.texts and "2125550100" in fields.texts
+
+
+def test_long_numbers_anywhere_but_numeric_parameters_are_inspected():
+    body = {"model": "m", "seed": 12345678901, "extra": {"phone": 2125550100, "card": 4111111111111111.0}}
+    body["messages"] = [{"role": "user", "content": "hi"}]
+    texts = collected(body)
+    assert "2125550100" in texts and "4111111111111111" in texts and "12345678901" not in texts
 
 
 def test_content_parts_image_and_audio_block_by_default():
