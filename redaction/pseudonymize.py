@@ -25,7 +25,8 @@ def _term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
     )
     if not escaped:
         return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(escaped) + r")(?!\w)", re.IGNORECASE)
+    # bounded by anything but a letter or digit: "mail_jane.roe@example.com" contains the address
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(escaped) + r")(?![^\W_])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
