@@ -17,7 +17,12 @@ from proxy.errors import UpstreamBroken, UpstreamTimeout, UpstreamUnreachable
 FORWARDED_HEADERS = frozenset(
     {"accept", "user-agent", "openai-organization", "openai-project", "openai-beta", "idempotency-key"}
 )
-FORWARDED_PREFIXES = ("x-stainless-",)  # the official SDKs' platform headers (os, arch, versions)
+# the official SDKs' platform headers, by name: an application could add its own x-stainless-*
+SDK_HEADERS = frozenset(
+    f"x-stainless-{name}"
+    for name in ("lang", "package-version", "os", "arch", "runtime", "runtime-version", "async", "retry-count",
+                 "read-timeout", "timeout", "helper-method", "raw-response", "stream-helper", "poll-helper")
+)  # fmt: skip
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
@@ -30,12 +35,8 @@ DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "
 def upstream_request_headers(
     client: CIMultiDictProxy[str], settings: Settings, authorization: str | None
 ) -> dict[str, str]:
-    allowed = FORWARDED_HEADERS | {h.lower() for h in settings.forward_headers}
-    headers = {
-        name: value
-        for name, value in client.items()
-        if name.lower() in allowed or name.lower().startswith(FORWARDED_PREFIXES)
-    }
+    allowed = FORWARDED_HEADERS | SDK_HEADERS | {h.lower() for h in settings.forward_headers}
+    headers = {name: value for name, value in client.items() if name.lower() in allowed}
     headers["Content-Type"] = "application/json"
     if authorization:
         headers["Authorization"] = authorization

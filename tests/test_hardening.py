@@ -139,3 +139,12 @@ async def test_too_much_text_to_inspect_is_413(make_proxy, upstream, http):
         assert response.status == 413
         assert_openai_error(await response.json(), "request_too_large")
     assert upstream.fake.received == []
+
+
+async def test_only_known_sdk_headers_are_forwarded(proxy, upstream, http):
+    headers = {"X-Stainless-Lang": "python", "X-Stainless-Customer": EMAIL, "X-User-Email": EMAIL}
+    async with http.post(chat_url(proxy), json=user_body("Hello."), headers=headers) as response:
+        assert response.status == 200
+    seen = {k.lower(): v for k, v in upstream.fake.received[0].headers.items()}
+    assert seen.get("x-stainless-lang") == "python"
+    assert "x-stainless-customer" not in seen and "x-user-email" not in seen
