@@ -9,7 +9,8 @@ import click
 from aiohttp import web
 from pydantic import ValidationError
 
-from config import ConfigFileError, load_settings
+from config import ConfigFileError, Settings, load_settings
+from storage.crypto import KeyError_
 
 
 def _settings_or_exit(config: str | None, **overrides: object):
@@ -48,6 +49,15 @@ def serve(upstream: str | None, host: str | None, port: int | None, config: str 
 
     app = create_app(settings)
     logging.getLogger("privacy_proxy").info("forwarding to %s", settings.upstream)
+    try:
+        _run(app, settings)
+    except KeyError_ as exc:
+        raise click.ClickException(f"log encryption key: {exc}") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+
+
+def _run(app: web.Application, settings: Settings) -> None:
     web.run_app(
         app,
         host=settings.host,

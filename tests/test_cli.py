@@ -255,3 +255,13 @@ async def test_help(tmp_path):
     assert code == 0
     for option in ("--upstream", "--host", "--port", "--config"):
         assert option in out
+
+
+async def test_a_corrupt_key_file_is_a_clear_error(tmp_path):
+    (tmp_path / "privacy-proxy.key").write_text("c2hvcnQ=\n")  # 5 bytes, not 32
+    code, out, err = await run_cli(
+        "serve", "--upstream", "http://127.0.0.1:9/v1", "--port", str(free_port()), cwd=tmp_path
+    )
+    assert code != 0
+    assert "encryption key must be 32 bytes" in err
+    assert "Traceback" not in err + out and "c2hvcnQ" not in err + out
