@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from config import ConfigFileError, Settings, load_settings
+from proxy import log_safety
 from storage.crypto import KeyError_
 
 
@@ -44,6 +45,7 @@ def serve(upstream: str | None, host: str | None, port: int | None, config: str 
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log_safety.install()
     # Imported here so that `privacy-proxy --help` stays fast.
     from proxy.app import create_app
 

@@ -1,0 +1,33 @@
+"""Keep personal data out of the process log, including what libraries log.
+
+aiohttp logs a malformed request with the offending bytes (a URL, a header line) and a
+traceback; other libraries put values in exception messages. The filter below keeps every
+record but replaces exception details with the exception's type and where it was raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+
+class DropExceptionDetails(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+            record.msg = f"{record.getMessage()} [{type(exc).__module__}.{type(exc).__name__}{where}]"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+def install(root: logging.Logger | None = None) -> None:
+    """Attach the filter to every handler of the root logger (where all records end up)."""
+    root = root or logging.getLogger()
+    for handler in root.handlers:
+        if not any(isinstance(f, DropExceptionDetails) for f in handler.filters):
+            handler.addFilter(DropExceptionDetails())
