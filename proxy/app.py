@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from config import Settings
-from proxy.chat import STATE, chat_completions
+from proxy.endpoints import ENDPOINTS
 from proxy.errors import ProxyError, error_body, error_response
+from proxy.handler import handler_for
 from proxy.health import healthz, readyz
-from proxy.state import ProxyState
+from proxy.state import STATE, ProxyState
 from redaction import DetectorPool
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         messages = {
-            404: f"unknown path {request.path}; this proxy serves POST /v1/chat/completions",
+            404: f"unknown path {request.path}; this proxy serves {', '.join(e.path for e in ENDPOINTS)}",
             405: f"method {request.method} is not allowed on {request.path}",
         }
         message = messages.get(exc.status, exc.reason)
@@ -53,7 +54,8 @@ def create_app(settings: Settings, detector: DetectorPool | None = None) -> web.
         await app[STATE].close()
 
     app.cleanup_ctx.append(resources)
-    app.router.add_post("/v1/chat/completions", chat_completions)
+    for endpoint in ENDPOINTS:
+        app.router.add_post(endpoint.path, handler_for(endpoint))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

@@ -11,12 +11,13 @@ from config import Settings
 from proxy.errors import Unauthorized
 
 
-def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+def client_token(request: web.Request) -> str | None:
+    """The client's API key: OpenAI SDKs send ``Authorization: Bearer``, Anthropic's ``x-api-key``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return None
+    api_key = request.headers.get("x-api-key", "").strip()
+    return api_key or None
 
 
 def client_identity(request: web.Request, settings: Settings) -> str:
@@ -24,10 +25,10 @@ def client_identity(request: web.Request, settings: Settings) -> str:
 
     The token itself is never stored; with ``client_api_keys`` set, a missing or unknown key is 401.
     """
-    token = bearer_token(request)
+    token = client_token(request)
     if settings.client_api_keys:
         if token is None:
-            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
         for name, key in settings.client_api_keys.items():
             if hmac.compare_digest(token.encode(), key.get_secret_value().encode()):
                 return name
@@ -37,12 +38,15 @@ def client_identity(request: web.Request, settings: Settings) -> str:
     return "key-" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-def upstream_authorization(request: web.Request, settings: Settings) -> str | None:
-    """The Authorization header value sent upstream, per ``upstream_key_source``."""
+def upstream_auth_headers(request: web.Request, settings: Settings, provider: str) -> dict[str, str]:
+    """The credential headers sent upstream, per ``upstream_key_source`` and the provider's scheme."""
     source = settings.upstream_key_source
     if source == "auto":
-        # with proxy keys, the client's Authorization is the proxy's key: never send it upstream
+        # with proxy keys, the client's credential is the proxy's key: never send it upstream
         source = "config" if settings.upstream_api_key or settings.client_api_keys else "client"
     if source == "config":
-        return f"Bearer {settings.upstream_api_key.get_secret_value()}" if settings.upstream_api_key else None
-    return request.headers.get("Authorization")
+        if not settings.upstream_api_key:
+            return {}
+        key = settings.upstream_api_key.get_secret_value()
+        return {"x-api-key": key} if provider == "anthropic" else {"Authorization": f"Bearer {key}"}
+    return {name: request.headers[name] for name in ("Authorization", "x-api-key") if name in request.headers}

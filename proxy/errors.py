@@ -5,7 +5,7 @@ Messages are written for the client and never include request text, values or up
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -79,13 +79,34 @@ def from_redaction_error(exc: RedactionError) -> ProxyError:
     return DetectorDown("the request could not be sanitised; nothing was forwarded")
 
 
-def error_body(message: str, error_type: str, code: str | None) -> dict[str, Any]:
+ErrorStyle = Literal["openai", "anthropic"]
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+}
+
+
+def error_body(message: str, error_type: str, code: str | None, style: ErrorStyle = "openai") -> dict[str, Any]:
+    """The error JSON each SDK parses: OpenAI's ``{"error": {...}}`` or Anthropic's typed one."""
+    if style == "anthropic":
+        return {"type": "error", "error": {"type": error_type, "message": message}}
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+def error_json(exc: ProxyError, style: ErrorStyle = "openai") -> dict[str, Any]:
+    if style == "anthropic":
+        return error_body(exc.message, _ANTHROPIC_TYPES.get(exc.status, "api_error"), exc.code, style)
+    return error_body(exc.message, exc.error_type, exc.code)
 
 
 ID_HEADER = "X-Privacy-Proxy-Id"
 
 
-def error_response(exc: ProxyError, exchange_id: str | None = None) -> web.Response:
+def error_response(exc: ProxyError, exchange_id: str | None = None, style: ErrorStyle = "openai") -> web.Response:
     headers = {ID_HEADER: exchange_id} if exchange_id else None
-    return web.json_response(error_body(exc.message, exc.error_type, exc.code), status=exc.status, headers=headers)
+    return web.json_response(error_json(exc, style), status=exc.status, headers=headers)

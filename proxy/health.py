@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.chat import STATE
+from proxy.state import STATE
 
 
 async def healthz(_request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ from aiohttp import web
 from proxy.errors import InvalidJSON, InvalidRequest, PayloadTooLarge
 
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+MESSAGES_ROLES = frozenset({"user", "assistant"})
 MAX_MODEL_CHARS = 256  # the log's model column
 
 
@@ -44,17 +45,32 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 def check_chat_request(body: dict[str, Any]) -> None:
     """The shape a Chat Completions request must have; field names only in messages."""
+    _check_model_and_stream(body)
+    _check_messages(body.get("messages"), CHAT_ROLES)
+
+
+def _check_model_and_stream(body: dict[str, Any]) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model or len(model) > MAX_MODEL_CHARS or not model.isprintable():
         raise InvalidRequest(f"'model' must be a non-empty printable string of at most {MAX_MODEL_CHARS} characters")
-    messages = body.get("messages")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise InvalidRequest("'stream' must be a boolean")
+
+
+def _check_messages(messages: Any, roles: frozenset[str]) -> None:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array")
     for position, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
-            raise InvalidRequest(f"'messages[{position}].role' must be one of {', '.join(sorted(CHAT_ROLES))}")
+        if not isinstance(message, dict) or message.get("role") not in roles:
+            raise InvalidRequest(f"'messages[{position}].role' must be one of {', '.join(sorted(roles))}")
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise InvalidRequest(f"'messages[{position}].content' must be a string, an array of parts, or null")
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise InvalidRequest("'stream' must be a boolean")
+
+
+def check_messages_request(body: dict[str, Any]) -> None:
+    """The shape an Anthropic Messages request must have."""
+    _check_model_and_stream(body)
+    _check_messages(body.get("messages"), MESSAGES_ROLES)
+    if "system" in body and not isinstance(body["system"], str | list):
+        raise InvalidRequest("'system' must be a string or an array of text blocks")

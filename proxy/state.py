@@ -8,6 +8,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from config import Settings
@@ -129,3 +130,6 @@ class ProxyState:
         """Hand the finished exchange to the log writer (never blocks the response)."""
         if exchange.log_it and self.writer is not None:
             self.writer.submit(exchange.to_record())
+
+
+STATE = web.AppKey("state", ProxyState)

@@ -6,25 +6,37 @@ import contextlib
 import json
 import logging
 import time
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
-from proxy.errors import ProxyError, UpstreamBroken, UpstreamTimeout, error_body
+from proxy.errors import ErrorStyle, ProxyError, UpstreamBroken, UpstreamTimeout, error_json
 from proxy.exchange import Exchange
 from proxy.sse import SSEDecoder, SSEEvent, encode_event
-from redaction import ChatStreamRestorer, PlaceholderMap, json_bytes, restore_chat_response, restore_text
+from redaction import EventRestorer, PlaceholderMap, json_bytes, restore_text
 
 log = logging.getLogger(__name__)
 
 
-class ChatEventRelay:
-    """Writes restored events to the client, and exactly one ``[DONE]`` at the end."""
+class EventRelay:
+    """Writes restored events to the client; for OpenAI APIs exactly one ``[DONE]`` at the end."""
 
-    def __init__(self, response: web.StreamResponse, mapping: PlaceholderMap, *, json_content: bool) -> None:
+    def __init__(
+        self,
+        response: web.StreamResponse,
+        restorer: EventRestorer,
+        mapping: PlaceholderMap,
+        *,
+        done_marker: bool,
+        error_style: ErrorStyle,
+    ) -> None:
         self.response = response
+        self.restorer = restorer
         self.mapping = mapping
-        self.restorer = ChatStreamRestorer(mapping, json_content=json_content)
+        self.done_marker = done_marker
+        self.error_style = error_style
         self.sent = bytearray()
         self.done = False
 
@@ -32,7 +44,7 @@ class ChatEventRelay:
         self.sent += data
         await self.response.write(data)
 
-    async def _write_json(self, value: object, event: str | None = None) -> None:
+    async def _write_json(self, value: Any, event: str | None = None) -> None:
         await self._write(encode_event(json_bytes(value).decode(), event))
 
     async def send(self, event: SSEEvent) -> None:
@@ -42,52 +54,51 @@ class ChatEventRelay:
             await self.finish()
             return
         try:
-            chunk = json.loads(event.data)
+            data = json.loads(event.data)
         except ValueError:
             await self._write(encode_event(restore_text(event.data, self.mapping), event.event))
             return
-        if isinstance(chunk, dict) and "choices" in chunk:
-            chunk = self.restorer.restore_chunk(chunk)
-        else:
-            chunk = restore_chat_response(chunk, self.mapping)
-        await self._write_json(chunk, event.event)
+        for name, restored in self.restorer.restore(event.event, data):
+            await self._write_json(restored, name)
 
     async def finish(self) -> None:
-        """Release held-back text, then ``[DONE]`` (also when the upstream forgot it)."""
+        """Release held-back text, then ``[DONE]`` where the API uses it (also if the upstream forgot)."""
         if self.done:
             return
-        final = self.restorer.final_chunk()
-        if final is not None:
-            await self._write_json(final)
-        await self._write(encode_event("[DONE]"))
+        for name, restored in self.restorer.finish():
+            await self._write_json(restored, name)
+        if self.done_marker:
+            await self._write(encode_event("[DONE]"))
         self.done = True
 
     async def abort(self, error: ProxyError) -> None:
         """The stream cannot go on: tell the client in-band (the status line is already sent)."""
         try:
-            final = self.restorer.final_chunk()
-            if final is not None:
-                await self._write_json(final)
+            for name, restored in self.restorer.finish():
+                await self._write_json(restored, name)
         except Exception as exc:
             log.error("releasing held-back text failed: %s", type(exc).__name__)
         with contextlib.suppress(ConnectionResetError):
-            await self._write_json(error_body(error.message, error.error_type, error.code))
+            event = "error" if self.error_style == "anthropic" else None
+            await self._write_json(error_json(error, self.error_style), event)
 
 
 async def relay_stream(
     request: web.Request,
     upstream: aiohttp.ClientResponse,
     exchange: Exchange,
-    headers: dict[str, str] | object,
+    headers: CIMultiDict[str],
+    restorer: EventRestorer,
     mapping: PlaceholderMap,
     *,
-    json_content: bool,
+    done_marker: bool,
+    error_style: ErrorStyle,
 ) -> web.StreamResponse:
     """SSE: restore event by event; only a possible placeholder prefix is ever held back."""
-    response = web.StreamResponse(status=upstream.status, headers=headers)  # type: ignore[arg-type]
+    response = web.StreamResponse(status=upstream.status, headers=headers)
     response.headers["Cache-Control"] = "no-cache"
     await response.prepare(request)
-    relay = ChatEventRelay(response, mapping, json_content=json_content)
+    relay = EventRelay(response, restorer, mapping, done_marker=done_marker, error_style=error_style)
     try:
         decoder = SSEDecoder()
         async for chunk in upstream.content.iter_any():

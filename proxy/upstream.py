@@ -15,8 +15,9 @@ from proxy.errors import UpstreamBroken, UpstreamTimeout, UpstreamUnreachable
 # Client headers passed upstream: an allow list, so a custom header can never carry personal
 # data out. ``forward_headers`` adds to it. Authorization is decided by proxy.auth.
 FORWARDED_HEADERS = frozenset(
-    {"accept", "user-agent", "openai-organization", "openai-project", "openai-beta", "idempotency-key"}
-)
+    {"accept", "user-agent", "idempotency-key", "openai-organization", "openai-project", "openai-beta",
+     "anthropic-version", "anthropic-beta"}
+)  # fmt: skip
 # the official SDKs' platform headers, by name: an application could add its own x-stainless-*
 SDK_HEADERS = frozenset(
     f"x-stainless-{name}"
@@ -33,13 +34,12 @@ DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "
 
 
 def upstream_request_headers(
-    client: CIMultiDictProxy[str], settings: Settings, authorization: str | None
+    client: CIMultiDictProxy[str], settings: Settings, credentials: dict[str, str]
 ) -> dict[str, str]:
     allowed = FORWARDED_HEADERS | SDK_HEADERS | {h.lower() for h in settings.forward_headers}
     headers = {name: value for name, value in client.items() if name.lower() in allowed}
     headers["Content-Type"] = "application/json"
-    if authorization:
-        headers["Authorization"] = authorization
+    headers.update(credentials)
     return headers
 
 

@@ -1,8 +1,10 @@
 """Detection (Presidio), placeholders, restoration. Never imports proxy/ or storage/."""
 
+from redaction.anthropic import MESSAGES
+from redaction.api_format import ApiFormat, EventRestorer
 from redaction.detector import DetectorConfig
 from redaction.errors import DetectionTimeout, DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
-from redaction.openai_chat import CHAT_RULES, ChatStreamRestorer, answers_in_json, restore_chat_response
+from redaction.openai_chat import CHAT, CHAT_RULES, ChatStreamRestorer, answers_in_json, restore_chat_response
 from redaction.pipeline import Redaction, Redactor, json_bytes
 from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap
 from redaction.pool import DetectorPool
@@ -11,13 +13,17 @@ from redaction.restore import StreamRestorer, restore_text
 from redaction.spans import Span
 
 __all__ = [
+    "CHAT",
     "CHAT_RULES",
+    "MESSAGES",
     "PLACEHOLDER_RE",
+    "ApiFormat",
     "ChatStreamRestorer",
     "DetectionTimeout",
     "DetectorConfig",
     "DetectorPool",
     "DetectorUnavailable",
+    "EventRestorer",
     "PlaceholderMap",
     "Redaction",
     "RedactionError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from redaction.api_format import ApiFormat, Event
 from redaction.placeholders import PlaceholderMap
 from redaction.restore import StreamRestorer, restore_text
 from redaction.walker import WalkRules, map_strings
@@ -175,3 +176,31 @@ def _deposit(delta: dict[str, Any], path: PathKey, text: str) -> None:
             if not isinstance(child, list | dict):  # absent, or null in the upstream's chunk
                 child = node[step] = [] if isinstance(next_step, tuple) else {}
             node = child
+
+
+class ChatEventRestorer:
+    """``EventRestorer`` adapter over ``ChatStreamRestorer`` for chat.completion.chunk events."""
+
+    def __init__(self, mapping: PlaceholderMap, request: dict[str, Any]) -> None:
+        self._chunks = ChatStreamRestorer(mapping, json_content=answers_in_json(request))
+        self._mapping = mapping
+
+    def restore(self, event: str | None, data: Any) -> list[Event]:
+        if isinstance(data, dict) and "choices" in data:
+            return [(event, self._chunks.restore_chunk(data))]
+        return [(event, restore_chat_response(data, self._mapping))]
+
+    def finish(self) -> list[Event]:
+        final = self._chunks.final_chunk()
+        return [] if final is None else [(None, final)]
+
+
+CHAT = ApiFormat(
+    name="openai.chat",
+    rules=CHAT_RULES,
+    restore_body=lambda body, mapping, request: restore_chat_response(
+        body, mapping, json_content=answers_in_json(request)
+    ),
+    event_restorer=ChatEventRestorer,
+    done_marker=True,
+)

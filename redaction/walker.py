@@ -175,18 +175,21 @@ def _parse_json_container(text: str) -> dict[str, Any] | list[Any] | None:
 
 
 def map_strings(body: Any, rules: WalkRules, transform: Callable[[str, str | None], str]) -> Any:
-    """Apply ``transform(text, key)`` to every non-structural string of ``body`` in place."""
+    """Apply ``transform(text, key)`` to every non-structural string of ``body`` in place.
 
-    def visit(value: Any, parent_key: str | None) -> Any:
+    Inside free-form subtrees (tool inputs, metadata) every string is data, whatever its key.
+    """
+
+    def visit(value: Any, parent_key: str | None, free: bool) -> Any:
         if isinstance(value, str):
             return transform(value, parent_key)
         if isinstance(value, dict):
             for child_key, child in value.items():
-                if not rules.is_structural(parent_key, child_key):
-                    value[child_key] = visit(child, child_key)
+                if free or not rules.is_structural(parent_key, child_key):
+                    value[child_key] = visit(child, child_key, free or child_key in rules.free_form_keys)
         elif isinstance(value, list):
             for index, child in enumerate(value):
-                value[index] = visit(child, parent_key)
+                value[index] = visit(child, parent_key, free)
         return value
 
-    return visit(body, None)
+    return visit(body, None, False)

@@ -22,8 +22,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from config import Settings, load_settings
 from proxy.app import create_app
-from proxy.chat import STATE
-from proxy.state import ProxyState, detector_config
+from proxy.state import STATE, ProxyState, detector_config
 from redaction import DetectorPool
 from storage import ExchangeRecord, ExchangeRow, Keyring, make_engine, unseal
 from tests.fake_upstream import FakeUpstream

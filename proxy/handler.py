@@ -1,0 +1,112 @@
+"""One exchange through the proxy, for any endpoint: the stages from client to upstream and back.
+
+identify -> read -> parse + check shape -> redact -> forward -> restore (whole or stream) -> log
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from proxy.auth import client_identity, upstream_auth_headers
+from proxy.endpoints import Endpoint
+from proxy.errors import ID_HEADER, ProxyError, StorageDown, error_response, from_redaction_error
+from proxy.exchange import Exchange
+from proxy.request_body import parse_json_object, read_body
+from proxy.state import STATE, ProxyState
+from proxy.stream_relay import relay_stream
+from proxy.upstream import client_response_headers, read_all, upstream_request_headers
+from redaction import PlaceholderMap, RedactionError, json_bytes, restore_text
+
+log = logging.getLogger("privacy_proxy.exchange")
+NO_LOG_HEADER = "X-Privacy-Proxy-No-Log"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def handler_for(endpoint: Endpoint) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE]
+        exchange = Exchange(endpoint=endpoint.path)
+        try:
+            return await _exchange(request, state, endpoint, exchange)
+        except ProxyError as exc:
+            exchange.fail(exc.status, exc.code)
+            return error_response(exc, exchange.id, endpoint.error_style)
+        except asyncio.CancelledError:
+            exchange.fail(499, "client_disconnected")  # the client hung up; upstream call is cancelled
+            raise
+        except Exception:
+            exchange.fail(500, "internal_error")  # the middleware answers 500 without details
+            raise
+        finally:
+            state.record(exchange)
+            log.info("%s", exchange.summary())
+
+    return handle
+
+
+async def _exchange(
+    request: web.Request, state: ProxyState, endpoint: Endpoint, exchange: Exchange
+) -> web.StreamResponse:
+    settings = state.settings
+    exchange.client_id = client_identity(request, settings)
+    opted_out = settings.allow_log_opt_out and request.headers.get(NO_LOG_HEADER, "").lower() in ("1", "true", "yes")
+    exchange.log_it = settings.log_exchanges and not opted_out
+    if exchange.log_it and not state.storage_ok:
+        raise StorageDown("the exchange log is unavailable; nothing was forwarded")
+
+    exchange.original_request = await read_body(request, settings.max_body_bytes)
+    body = parse_json_object(exchange.original_request)
+    endpoint.check(body)
+    exchange.model, exchange.stream = body.get("model"), body.get("stream") is True
+    # the request's top-level settings (e.g. response_format) tell how to restore the answer;
+    # a shallow copy, because redaction rewrites `body` in place
+    request_view = dict(body)
+
+    try:
+        redaction = await state.redactor.redact(body, endpoint.api.rules)
+        exchange.mapping, exchange.detection_seconds = redaction.mapping, redaction.detection_seconds
+        exchange.sanitized_request = redaction.sanitized_bytes()
+    except RedactionError as exc:
+        raise from_redaction_error(exc) from None
+
+    credentials = upstream_auth_headers(request, settings, endpoint.provider)
+    headers = upstream_request_headers(request.headers, settings, credentials)
+    exchange.upstream_started = time.perf_counter()
+    async with state.upstream.post(endpoint.upstream_path, exchange.sanitized_request, headers) as upstream:
+        exchange.status = upstream.status
+        exchange.outcome = "ok" if upstream.status < 400 else "upstream_error"
+        if upstream.content_type == "text/event-stream" and endpoint.api.event_restorer is not None:
+            restorer = endpoint.api.event_restorer(redaction.mapping, request_view)
+            return await relay_stream(
+                request, upstream, exchange, _response_headers(upstream, exchange), restorer, redaction.mapping,
+                done_marker=endpoint.api.done_marker, error_style=endpoint.error_style,
+            )  # fmt: skip
+        payload = await read_all(upstream)
+        exchange.upstream_finished = time.perf_counter()
+        restored = _restore_whole(payload, redaction.mapping, endpoint, request_view)
+        exchange.response = restored
+        return web.Response(status=upstream.status, body=restored, headers=_response_headers(upstream, exchange))
+
+
+def _response_headers(upstream: aiohttp.ClientResponse, exchange: Exchange) -> CIMultiDict[str]:
+    headers = client_response_headers(upstream.headers)
+    headers[ID_HEADER] = exchange.id
+    return headers
+
+
+def _restore_whole(payload: bytes, mapping: PlaceholderMap, endpoint: Endpoint, request_view: dict) -> bytes:
+    """A JSON answer (or an upstream error): restore placeholders in every text field."""
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        return restore_text(payload.decode("utf-8", "replace"), mapping).encode()
+    return json_bytes(endpoint.api.restore_body(answer, mapping, request_view))

@@ -1,0 +1,99 @@
+"""Anthropic Messages: which fields are structure, and restoring answers (JSON and events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redaction.api_format import ApiFormat, Event
+from redaction.placeholders import PlaceholderMap
+from redaction.restore import StreamRestorer, restore_text
+from redaction.walker import WalkRules, map_strings
+
+MESSAGES_RULES = WalkRules(
+    structural_keys=frozenset(
+        {
+            "model",
+            "role",
+            "type",
+            "id",
+            "tool_use_id",
+            "name",  # tool names: identifiers the application dispatches on
+            "stop_reason",
+            "stop_sequence",
+            "media_type",
+            "signature",  # thinking signatures must come back byte for byte
+            "data",  # redacted_thinking payloads: encrypted by the provider
+            "cache_control",
+            "max_tokens",
+            "temperature",
+            "top_k",
+            "top_p",
+            "budget_tokens",
+            "required",
+            "disable_parallel_tool_use",
+            "service_tier",
+        }
+    ),
+    free_form_keys=frozenset({"input", "metadata"}),  # tool_use input is the application's JSON
+    uninspectable_part_types=frozenset({"image", "document"}),
+)
+
+# content_block_delta types and the field that carries their text
+_DELTA_TEXT_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
+
+
+def _restore_strings(data: Any, mapping: PlaceholderMap) -> Any:
+    return map_strings(
+        data, MESSAGES_RULES, lambda text, key: restore_text(text, mapping, json_escape=key == "partial_json")
+    )
+
+
+class MessagesEventRestorer:
+    """Restores Anthropic's event grammar (message_start ... message_stop) as it passes.
+
+    One ``StreamRestorer`` per content block and delta type; what a block still holds is released
+    as one more ``content_block_delta`` just before its ``content_block_stop``.
+    """
+
+    def __init__(self, mapping: PlaceholderMap, request: dict[str, Any]) -> None:
+        self._mapping = mapping
+        self._restorers: dict[tuple[Any, str], StreamRestorer] = {}
+
+    def restore(self, event: str | None, data: Any) -> list[Event]:
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "content_block_delta" and isinstance(data.get("delta"), dict):
+            delta = data["delta"]
+            field = _DELTA_TEXT_FIELDS.get(delta.get("type"))
+            if field is not None and isinstance(delta.get(field), str):
+                key = (data.get("index"), delta["type"])
+                restorer = self._restorers.get(key)
+                if restorer is None:
+                    restorer = StreamRestorer(self._mapping, json_escape=field == "partial_json")
+                    self._restorers[key] = restorer
+                delta[field] = restorer.feed(delta[field])
+                return [(event, data)]
+        if kind == "content_block_stop":
+            return [*self._release(data.get("index")), (event, data)]
+        if kind == "message_stop":
+            return [*self.finish(), (event, data)]
+        return [(event, _restore_strings(data, self._mapping))]
+
+    def _release(self, index: Any) -> list[Event]:
+        events = []
+        for (block, delta_type), restorer in self._restorers.items():
+            if block == index and restorer.holding:
+                delta = {"type": delta_type, _DELTA_TEXT_FIELDS[delta_type]: restorer.flush()}
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": block, "delta": delta}))
+        return events
+
+    def finish(self) -> list[Event]:
+        return [event for block in {block for block, _ in self._restorers} for event in self._release(block)]
+
+
+MESSAGES = ApiFormat(
+    name="anthropic.messages",
+    rules=MESSAGES_RULES,
+    restore_body=lambda body, mapping, request: _restore_strings(body, mapping),
+    event_restorer=MessagesEventRestorer,
+    done_marker=False,
+)
