@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(10.0, gt=0)
     upstream_read_timeout: float = Field(600.0, gt=0, description="Longest wait for the next upstream byte")
     forward_headers: list[str] = Field(default_factory=list, description="Extra client headers passed upstream")
+    allowed_paths: list[str] = Field(
+        default_factory=list,
+        description="Extra POST paths (e.g. /v1/moderations) forwarded after the generic whole-body walk; "
+        "any other unknown path is refused",
+    )
 
     # --- clients
     client_api_keys: dict[str, SecretStr] = Field(

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from config import Settings
-from proxy.endpoints import ENDPOINTS
+from proxy.endpoints import ENDPOINTS, allowed_path_endpoint
 from proxy.errors import ProxyError, error_body, error_response
-from proxy.handler import handler_for
+from proxy.handler import handler_for, list_models
 from proxy.health import healthz, readyz
 from proxy.state import STATE, ProxyState
 from redaction import DetectorPool
@@ -32,7 +32,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         messages = {
-            404: f"unknown path {request.path}; this proxy serves {', '.join(e.path for e in ENDPOINTS)}",
+            404: f"unknown path {request.path}; this proxy serves {', '.join(e.path for e in ENDPOINTS)}, "
+            "GET /v1/models and the operator's allowed_paths",
             405: f"method {request.method} is not allowed on {request.path}",
         }
         message = messages.get(exc.status, exc.reason)
@@ -54,8 +55,11 @@ def create_app(settings: Settings, detector: DetectorPool | None = None) -> web.
         await app[STATE].close()
 
     app.cleanup_ctx.append(resources)
-    for endpoint in ENDPOINTS:
+    endpoints = [*ENDPOINTS, *(allowed_path_endpoint(path) for path in settings.allowed_paths)]
+    for endpoint in endpoints:
         app.router.add_post(endpoint.path, handler_for(endpoint))
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model_id}", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

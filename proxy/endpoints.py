@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.errors import ErrorStyle
-from proxy.request_body import check_chat_request, check_messages_request
-from redaction import CHAT, MESSAGES, ApiFormat
+from proxy.request_body import (
+    check_any_object,
+    check_chat_request,
+    check_completions_request,
+    check_embeddings_request,
+    check_messages_request,
+)
+from redaction import CHAT, COMPLETIONS, EMBEDDINGS, GENERIC, MESSAGES, ApiFormat
 
 
 @dataclass(frozen=True)
@@ -28,4 +34,13 @@ class Endpoint:
 ENDPOINTS = (
     Endpoint("/v1/chat/completions", "chat/completions", CHAT, check_chat_request, "openai"),
     Endpoint("/v1/messages", "messages", MESSAGES, check_messages_request, "anthropic"),
+    Endpoint("/v1/embeddings", "embeddings", EMBEDDINGS, check_embeddings_request, "openai"),
+    Endpoint("/v1/completions", "completions", COMPLETIONS, check_completions_request, "openai"),
 )
+
+
+def allowed_path_endpoint(path: str) -> Endpoint:
+    """An operator-allowed extra path (``allowed_paths``): the generic whole-body walk."""
+    if not path.startswith("/v1/"):
+        raise ValueError(f"allowed path {path!r} must start with /v1/")
+    return Endpoint(path, path.removeprefix("/v1/"), GENERIC, check_any_object, "openai")

@@ -81,7 +81,7 @@ async def _exchange(
     credentials = upstream_auth_headers(request, settings, endpoint.provider)
     headers = upstream_request_headers(request.headers, settings, credentials)
     exchange.upstream_started = time.perf_counter()
-    async with state.upstream.post(endpoint.upstream_path, exchange.sanitized_request, headers) as upstream:
+    async with state.upstream.request("POST", endpoint.upstream_path, headers, exchange.sanitized_request) as upstream:
         exchange.status = upstream.status
         exchange.outcome = "ok" if upstream.status < 400 else "upstream_error"
         if upstream.content_type == "text/event-stream" and endpoint.api.event_restorer is not None:
@@ -110,3 +110,19 @@ def _restore_whole(payload: bytes, mapping: PlaceholderMap, endpoint: Endpoint, 
     except ValueError:
         return restore_text(payload.decode("utf-8", "replace"), mapping).encode()
     return json_bytes(endpoint.api.restore_body(answer, mapping, request_view))
+
+
+async def list_models(request: web.Request) -> web.StreamResponse:
+    """GET /v1/models[/{id}]: nothing personal goes out or comes back; passed through as it is."""
+    state = request.app[STATE]
+    client_identity(request, state.settings)  # proxy keys are enforced here too
+    credentials = upstream_auth_headers(request, state.settings, "openai")
+    headers = upstream_request_headers(request.headers, state.settings, credentials)
+    del headers["Content-Type"]
+    path = request.path.removeprefix("/v1/")
+    try:
+        async with state.upstream.request("GET", path, headers) as upstream:
+            payload = await read_all(upstream)
+            return web.Response(status=upstream.status, body=payload, headers=client_response_headers(upstream.headers))
+    except ProxyError as exc:
+        return error_response(exc)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.errors import InvalidJSON, InvalidRequest, PayloadTooLarge
+from proxy.errors import ContentNotInspectable, InvalidJSON, InvalidRequest, PayloadTooLarge
 
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 MESSAGES_ROLES = frozenset({"user", "assistant"})
@@ -74,3 +74,32 @@ def check_messages_request(body: dict[str, Any]) -> None:
     _check_messages(body.get("messages"), MESSAGES_ROLES)
     if "system" in body and not isinstance(body["system"], str | list):
         raise InvalidRequest("'system' must be a string or an array of text blocks")
+
+
+def _token_arrays(value: Any) -> bool:
+    """Token ids can spell anything and cannot be inspected without the model's tokenizer."""
+    return isinstance(value, list) and any(isinstance(v, int) or _token_arrays(v) for v in value)
+
+
+def check_embeddings_request(body: dict[str, Any]) -> None:
+    _check_model_and_stream(body)
+    text = body.get("input")
+    if _token_arrays(text):
+        raise ContentNotInspectable("'input' given as token ids cannot be inspected for personal data; send text")
+    if not isinstance(text, str | list) or (isinstance(text, list) and not all(isinstance(t, str) for t in text)):
+        raise InvalidRequest("'input' must be a string or an array of strings")
+
+
+def check_completions_request(body: dict[str, Any]) -> None:
+    _check_model_and_stream(body)
+    prompt = body.get("prompt")
+    if _token_arrays(prompt):
+        raise ContentNotInspectable("'prompt' given as token ids cannot be inspected for personal data; send text")
+    if not isinstance(prompt, str | list) or (isinstance(prompt, list) and not all(isinstance(t, str) for t in prompt)):
+        raise InvalidRequest("'prompt' must be a string or an array of strings")
+
+
+def check_any_object(body: dict[str, Any]) -> None:
+    """Operator-allowed paths: any JSON object; the generic walk inspects every string."""
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise InvalidRequest("'stream' must be a boolean")

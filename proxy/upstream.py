@@ -68,12 +68,16 @@ class Upstream:
             await self._session.close()
 
     @asynccontextmanager
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST ``body`` (with Content-Length) to ``{upstream}/{path}``; failures become ProxyErrors."""
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send to ``{upstream}/{path}`` (a body goes with Content-Length); failures become ProxyErrors."""
         assert self._session is not None, "Upstream.open() not called"
         url = f"{self.base_url}/{path}"
         try:
-            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
+            async with self._session.request(
+                method, url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 yield response
         except TimeoutError:
             raise UpstreamTimeout("the upstream did not answer in time") from None

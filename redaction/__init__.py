@@ -5,6 +5,7 @@ from redaction.api_format import ApiFormat, EventRestorer
 from redaction.detector import DetectorConfig
 from redaction.errors import DetectionTimeout, DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
 from redaction.openai_chat import CHAT, CHAT_RULES, ChatStreamRestorer, answers_in_json, restore_chat_response
+from redaction.openai_misc import COMPLETIONS, EMBEDDINGS, GENERIC
 from redaction.pipeline import Redaction, Redactor, json_bytes
 from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap
 from redaction.pool import DetectorPool
@@ -15,6 +16,9 @@ from redaction.spans import Span
 __all__ = [
     "CHAT",
     "CHAT_RULES",
+    "COMPLETIONS",
+    "EMBEDDINGS",
+    "GENERIC",
     "MESSAGES",
     "PLACEHOLDER_RE",
     "ApiFormat",

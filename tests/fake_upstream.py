@@ -47,6 +47,46 @@ def chunk(delta: dict[str, Any], finish_reason: str | None = None, index: int = 
     }
 
 
+def anthropic_message(content: list[dict[str, Any]], model: str = "claude-fake", stop: str = "end_turn") -> dict:
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 10},
+    }
+
+
+def anthropic_sse(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def anthropic_text_events(text: str, piece_size: int = 1, model: str = "claude-fake") -> list[tuple[str, dict]]:
+    """The event grammar of a streamed text answer, ``piece_size`` characters per delta."""
+    start = anthropic_message([], model=model, stop=None)  # type: ignore[arg-type]
+    events: list[tuple[str, dict]] = [
+        ("message_start", {"type": "message_start", "message": start}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        ("ping", {"type": "ping"}),
+    ]
+    for offset in range(0, len(text), piece_size):
+        delta = {"type": "text_delta", "text": text[offset : offset + piece_size]}
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                           "usage": {"output_tokens": 10}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    return events
+
+
 def sse(payload: Any) -> bytes:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode()
 
@@ -75,7 +115,67 @@ class FakeUpstream:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/moderations", self._echo_json)
+        app.router.add_get("/v1/models", self._models)
         return app
+
+    async def _record(self, request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        self.received.append(Received(request.path, dict(request.headers), raw))
+        return json.loads(raw) if raw else {}
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request)
+        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+    async def _echo_json(self, request: web.Request) -> web.StreamResponse:
+        """An operator-allowed path: answer with the body received, so restoration is visible."""
+        return web.json_response({"echo": await self._record(request)})
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, float(len(t))]} for i, t in enumerate(texts)
+        ]
+        return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": {}})
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        """Legacy completions: echo the prompt (a string, or the first of a list)."""
+        body = await self._record(request)
+        prompt = body["prompt"] if isinstance(body["prompt"], str) else body["prompt"][0]
+        base = {"id": "cmpl-fake", "object": "text_completion", "created": 1_700_000_000, "model": body["model"]}
+        if not body.get("stream"):
+            choice = {"index": 0, "text": prompt, "finish_reason": "stop", "logprobs": None}
+            return web.json_response({**base, "choices": [choice]})
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for offset in range(0, len(prompt), self.piece_size):
+            piece = {"index": 0, "text": prompt[offset : offset + self.piece_size], "finish_reason": None}
+            await response.write(sse({**base, "choices": [piece]}))
+        await response.write(sse({**base, "choices": [{"index": 0, "text": "", "finish_reason": "stop"}]}))
+        await response.write(sse("[DONE]"))
+        return response
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic Messages: echo the last user text (string or text blocks)."""
+        raw = await request.read()
+        self.received.append(Received(request.path, dict(request.headers), raw))
+        body = json.loads(raw)
+        if self.behaviour is not None:
+            return await self.behaviour(request, body)
+        text = _last_text(body)
+        if not body.get("stream"):
+            return web.json_response(anthropic_message([{"type": "text", "text": text}], model=body["model"]))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for name, data in anthropic_text_events(text, self.piece_size, model=body["model"]):
+            await response.write(anthropic_sse(name, data))
+        await response.write_eof()
+        return response
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()

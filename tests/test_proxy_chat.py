@@ -481,7 +481,7 @@ async def test_upstream_errors_pass_through_with_their_status(proxy, upstream, h
     assert (record.status, record.outcome) == (status, "upstream_error")
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/models"), ("POST", "/v1/completions"), ("GET", "/")])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/files"), ("POST", "/v1/audio/speech"), ("GET", "/")])
 async def test_unknown_path_is_404_json(proxy, upstream, http, method, path):
     async with http.request(method, f"{proxy.url}{path}", json=user_body("hi")) as response:
         assert response.status == 404
