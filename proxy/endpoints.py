@@ -13,8 +13,9 @@ from proxy.request_body import (
     check_completions_request,
     check_embeddings_request,
     check_messages_request,
+    check_responses_request,
 )
-from redaction import CHAT, COMPLETIONS, EMBEDDINGS, GENERIC, MESSAGES, ApiFormat
+from redaction import CHAT, COMPLETIONS, EMBEDDINGS, GENERIC, MESSAGES, RESPONSES, ApiFormat
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Endpoint:
 ENDPOINTS = (
     Endpoint("/v1/chat/completions", "chat/completions", CHAT, check_chat_request, "openai"),
     Endpoint("/v1/messages", "messages", MESSAGES, check_messages_request, "anthropic"),
+    Endpoint("/v1/responses", "responses", RESPONSES, check_responses_request, "openai"),
     Endpoint("/v1/embeddings", "embeddings", EMBEDDINGS, check_embeddings_request, "openai"),
     Endpoint("/v1/completions", "completions", COMPLETIONS, check_completions_request, "openai"),
 )

@@ -11,6 +11,7 @@ from proxy.errors import ContentNotInspectable, InvalidJSON, InvalidRequest, Pay
 
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 MESSAGES_ROLES = frozenset({"user", "assistant"})
+RESPONSES_ROLES = frozenset({"system", "developer", "user", "assistant"})
 MAX_MODEL_CHARS = 256  # the log's model column
 
 
@@ -103,3 +104,20 @@ def check_any_object(body: dict[str, Any]) -> None:
     """Operator-allowed paths: any JSON object; the generic walk inspects every string."""
     if "stream" in body and not isinstance(body["stream"], bool):
         raise InvalidRequest("'stream' must be a boolean")
+
+
+def check_responses_request(body: dict[str, Any]) -> None:
+    """The shape an OpenAI Responses request must have."""
+    _check_model_and_stream(body)
+    if not isinstance(body.get("input"), str | list) and not body.get("previous_response_id"):
+        raise InvalidRequest("'input' must be a string or an array of input items")
+    if "instructions" in body and body["instructions"] is not None and not isinstance(body["instructions"], str):
+        raise InvalidRequest("'instructions' must be a string")
+    items = body.get("input")
+    if isinstance(items, list):
+        for position, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise InvalidRequest(f"'input[{position}]' must be an object")
+            role = item.get("role")
+            if role is not None and role not in RESPONSES_ROLES:
+                raise InvalidRequest(f"'input[{position}].role' must be one of {', '.join(sorted(RESPONSES_ROLES))}")

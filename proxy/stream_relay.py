@@ -51,7 +51,7 @@ class EventRelay:
         if self.done:
             return
         if event.data.strip() == "[DONE]":
-            await self.finish()
+            await self.finish(upstream_done=True)
             return
         try:
             data = json.loads(event.data)
@@ -61,13 +61,13 @@ class EventRelay:
         for name, restored in self.restorer.restore(event.event, data):
             await self._write_json(restored, name)
 
-    async def finish(self) -> None:
+    async def finish(self, *, upstream_done: bool = False) -> None:
         """Release held-back text, then ``[DONE]`` where the API uses it (also if the upstream forgot)."""
         if self.done:
             return
         for name, restored in self.restorer.finish():
             await self._write_json(restored, name)
-        if self.done_marker:
+        if self.done_marker or upstream_done:
             await self._write(encode_event("[DONE]"))
         self.done = True
 

@@ -6,6 +6,7 @@ from redaction.detector import DetectorConfig
 from redaction.errors import DetectionTimeout, DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
 from redaction.openai_chat import CHAT, CHAT_RULES, ChatStreamRestorer, answers_in_json, restore_chat_response
 from redaction.openai_misc import COMPLETIONS, EMBEDDINGS, GENERIC
+from redaction.openai_responses import RESPONSES
 from redaction.pipeline import Redaction, Redactor, json_bytes
 from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap
 from redaction.pool import DetectorPool
@@ -21,6 +22,7 @@ __all__ = [
     "GENERIC",
     "MESSAGES",
     "PLACEHOLDER_RE",
+    "RESPONSES",
     "ApiFormat",
     "ChatStreamRestorer",
     "DetectionTimeout",

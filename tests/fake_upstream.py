@@ -87,6 +87,46 @@ def anthropic_text_events(text: str, piece_size: int = 1, model: str = "claude-f
     return events
 
 
+def responses_message(text: str, item_id: str = "msg_1") -> dict[str, Any]:
+    part = {"type": "output_text", "text": text, "annotations": []}
+    return {"type": "message", "id": item_id, "status": "completed", "role": "assistant", "content": [part]}
+
+
+def responses_object(output: list[dict[str, Any]], model: str = "fake-model", status: str = "completed") -> dict:
+    return {
+        "id": "resp_fake",
+        "object": "response",
+        "created_at": 1_700_000_000,
+        "status": status,
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
+    }
+
+
+def responses_text_events(text: str, piece_size: int = 1, model: str = "fake-model") -> list[tuple[str, dict]]:
+    """The Responses event sequence of a streamed text answer, ``piece_size`` characters per delta."""
+    ids = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    empty = {**responses_message(""), "status": "in_progress", "content": []}
+    events: list[tuple[str, dict]] = [
+        ("response.created", {"response": responses_object([], model, "in_progress")}),
+        ("response.output_item.added", {"output_index": 0, "item": empty}),
+        ("response.content_part.added", {**ids, "part": {"type": "output_text", "text": "", "annotations": []}}),
+    ]
+    for offset in range(0, len(text), piece_size):
+        events.append(("response.output_text.delta", {**ids, "delta": text[offset : offset + piece_size]}))
+    events += [
+        ("response.output_text.done", {**ids, "text": text}),
+        ("response.content_part.done", {**ids, "part": {"type": "output_text", "text": text, "annotations": []}}),
+        ("response.output_item.done", {"output_index": 0, "item": responses_message(text)}),
+        ("response.completed", {"response": responses_object([responses_message(text)], model)}),
+    ]
+    return [(name, {"type": name, "sequence_number": n, **data}) for n, (name, data) in enumerate(events)]
+
+
 def sse(payload: Any) -> bytes:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode()
 
@@ -116,6 +156,7 @@ class FakeUpstream:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/moderations", self._echo_json)
@@ -126,6 +167,26 @@ class FakeUpstream:
         raw = await request.read()
         self.received.append(Received(request.path, dict(request.headers), raw))
         return json.loads(raw) if raw else {}
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI Responses: echo the text of the last input item (or the input string)."""
+        body = await self._record(request)
+        if self.behaviour is not None:
+            return await self.behaviour(request, body)
+        items = body["input"]
+        if isinstance(items, str):
+            text = items
+        else:
+            content = items[-1].get("content", "")
+            text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+        if not body.get("stream"):
+            return web.json_response(responses_object([responses_message(text)], model=body["model"]))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for name, data in responses_text_events(text, self.piece_size, model=body["model"]):
+            await response.write(anthropic_sse(name, data))
+        await response.write_eof()
+        return response
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         await self._record(request)

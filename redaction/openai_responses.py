@@ -1,0 +1,131 @@
+"""OpenAI Responses API: structure of `input`/`instructions`/tools, and restoring its events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redaction.api_format import ApiFormat, Event
+from redaction.placeholders import PlaceholderMap
+from redaction.restore import StreamRestorer, restore_text
+from redaction.walker import WalkRules, map_strings
+
+RESPONSES_RULES = WalkRules(
+    structural_keys=frozenset(
+        {
+            "model",
+            "role",
+            "type",
+            "id",
+            "call_id",
+            "object",
+            "status",
+            "previous_response_id",
+            "encrypted_content",
+            "include",
+            "truncation",
+            "service_tier",
+            "reasoning",
+            "store",
+            "background",
+            "required",
+            "detail",
+            "prompt_cache_key",
+            "sequence_number",
+            # numeric parameters
+            "max_output_tokens",
+            "max_tool_calls",
+            "temperature",
+            "top_p",
+            "top_logprobs",
+            "created_at",
+            "output_index",
+            "content_index",
+            "summary_index",
+            "item_id",
+        }
+    ),
+    # function names (tool definitions, function_call items) and the JSON schema's name
+    structural_keys_under={
+        "tools": frozenset({"name"}),
+        "input": frozenset({"name"}),
+        "output": frozenset({"name"}),
+        "item": frozenset({"name"}),
+        "format": frozenset({"name"}),
+        "tool_choice": frozenset({"name"}),
+    },
+    embedded_json_keys=frozenset({"arguments"}),
+    free_form_keys=frozenset({"metadata"}),
+    uninspectable_part_types=frozenset({"input_image", "input_file", "input_audio"}),
+)
+
+_JSON_TEXT_KEYS = frozenset({"arguments"})
+# (delta event, done event) pairs: the done event carries the whole text under `done_field`
+_STREAMED_TEXTS = {
+    "response.output_text": "text",
+    "response.refusal": "refusal",
+    "response.function_call_arguments": "arguments",
+    "response.reasoning_summary_text": "text",
+    "response.reasoning_text": "text",
+}
+_IDENTIFIERS = ("item_id", "output_index", "content_index", "summary_index")
+
+
+def _restore_strings(data: Any, mapping: PlaceholderMap) -> Any:
+    return map_strings(
+        data, RESPONSES_RULES, lambda text, key: restore_text(text, mapping, json_escape=key in _JSON_TEXT_KEYS)
+    )
+
+
+class ResponsesEventRestorer:
+    """Restores Responses streaming events.
+
+    ``*.delta`` events feed one ``StreamRestorer`` per stream (event family, item, part); the
+    matching ``*.done`` event first gets the held-back text as one more delta, then is restored
+    whole, as are the snapshot events (``response.completed``, ``output_item.done``, ...).
+    """
+
+    def __init__(self, mapping: PlaceholderMap, request: dict[str, Any]) -> None:
+        self._mapping = mapping
+        self._restorers: dict[tuple[Any, ...], tuple[StreamRestorer, dict[str, Any]]] = {}
+
+    def restore(self, event: str | None, data: Any) -> list[Event]:
+        kind = data.get("type") if isinstance(data, dict) else None
+        if not isinstance(kind, str):
+            return [(event, _restore_strings(data, self._mapping))]
+        family, _, stage = kind.rpartition(".")
+        if family in _STREAMED_TEXTS and stage == "delta" and isinstance(data.get("delta"), str):
+            key = (family, *(data.get(name) for name in _IDENTIFIERS))
+            entry = self._restorers.get(key)
+            if entry is None:
+                restorer = StreamRestorer(self._mapping, json_escape=family.endswith("function_call_arguments"))
+                entry = self._restorers[key] = (restorer, {k: data[k] for k in _IDENTIFIERS if k in data})
+            data["delta"] = entry[0].feed(data["delta"])
+            return [(event, data)]
+        if family in _STREAMED_TEXTS and stage == "done":
+            key = (family, *(data.get(name) for name in _IDENTIFIERS))
+            released = self._release(key, data.get("sequence_number"))
+            return [*released, (event, _restore_strings(data, self._mapping))]
+        return [(event, _restore_strings(data, self._mapping))]
+
+    def _release(self, key: tuple[Any, ...], sequence_number: Any = None) -> list[Event]:
+        entry = self._restorers.get(key)
+        if entry is None or not entry[0].holding:
+            return []
+        restorer, identifiers = entry
+        name = f"{key[0]}.delta"
+        delta = {"type": name, **identifiers, "delta": restorer.flush()}
+        if sequence_number is not None:
+            delta["sequence_number"] = sequence_number
+        return [(name, delta)]
+
+    def finish(self) -> list[Event]:
+        return [event for key in list(self._restorers) for event in self._release(key)]
+
+
+RESPONSES = ApiFormat(
+    name="openai.responses",
+    rules=RESPONSES_RULES,
+    restore_body=lambda body, mapping, request: _restore_strings(body, mapping),
+    event_restorer=ResponsesEventRestorer,
+    done_marker=False,
+)
