@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     entity_thresholds: dict[str, float] = Field(default_factory=dict)
     allow_list: list[str] = Field(default_factory=list, description="Phrases never redacted")
     deny_list: list[str] = Field(default_factory=list, description="Terms always redacted")
+    placeholder_scope: Literal["request", "client"] = Field(
+        "client",
+        description="client: the same value keeps its placeholder across a client's requests (agents, "
+        "previous_response_id); request: placeholders live for one request only",
+    )
+    placeholder_ttl: float = Field(3600.0, gt=0, description="Seconds a client's unused placeholder is kept")
+    placeholder_max_entries: int = Field(10_000, ge=1, description="Placeholders kept per client (LRU)")
     detector_workers: int = Field(default_factory=_default_workers, ge=1)
     detection_timeout: float = Field(30.0, gt=0, description="Slower detection fails closed and restarts the workers")
     max_inspected_chars: int = Field(

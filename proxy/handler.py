@@ -72,7 +72,7 @@ async def _exchange(
     request_view = dict(body)
 
     try:
-        redaction = await state.redactor.redact(body, endpoint.api.rules)
+        redaction = await state.redactor.redact(body, endpoint.api.rules, state.placeholder_store(exchange.client_id))
         exchange.mapping, exchange.detection_seconds = redaction.mapping, redaction.detection_seconds
         exchange.sanitized_request = redaction.sanitized_bytes()
     except RedactionError as exc:

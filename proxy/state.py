@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from config import Settings
 from proxy.exchange import Exchange
 from proxy.upstream import Upstream
-from redaction import DetectorConfig, DetectorPool, Redactor, TermLists
+from redaction import DetectorConfig, DetectorPool, PlaceholderStore, PlaceholderVault, Redactor, TermLists
 from storage import LogWriter, create_schema, load_keyring, make_engine, touch_heartbeat
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,10 @@ class ProxyState:
     writer_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     _detector_start: asyncio.Task[None] | None = None
 
+    vault: PlaceholderVault = field(init=False)
+
     def __post_init__(self) -> None:
+        self.vault = PlaceholderVault(self.settings.placeholder_ttl, self.settings.placeholder_max_entries)
         self.upstream = Upstream(self.settings)
         self.redactor = Redactor(
             self.detector,
@@ -125,6 +128,12 @@ class ProxyState:
             return False
         self._storage_ok = True
         return True
+
+    def placeholder_store(self, client_id: str) -> PlaceholderStore | None:
+        """The client's placeholders across requests, or None when they live for one request."""
+        if self.settings.placeholder_scope == "request":
+            return None
+        return self.vault.store_for(client_id)
 
     def record(self, exchange: Exchange) -> None:
         """Hand the finished exchange to the log writer (never blocks the response)."""

@@ -8,11 +8,12 @@ from redaction.openai_chat import CHAT, CHAT_RULES, ChatStreamRestorer, answers_
 from redaction.openai_misc import COMPLETIONS, EMBEDDINGS, GENERIC
 from redaction.openai_responses import RESPONSES
 from redaction.pipeline import Redaction, Redactor, json_bytes
-from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap
+from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap, PlaceholderStore
 from redaction.pool import DetectorPool
 from redaction.pseudonymize import TermLists
 from redaction.restore import StreamRestorer, restore_text
 from redaction.spans import Span
+from redaction.vault import PlaceholderVault
 
 __all__ = [
     "CHAT",
@@ -31,6 +32,8 @@ __all__ = [
     "DetectorUnavailable",
     "EventRestorer",
     "PlaceholderMap",
+    "PlaceholderStore",
+    "PlaceholderVault",
     "Redaction",
     "RedactionError",
     "Redactor",

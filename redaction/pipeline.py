@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redaction.errors import DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
-from redaction.placeholders import PlaceholderMap, placeholders_in
+from redaction.placeholders import PlaceholderMap, PlaceholderStore, placeholders_in
 from redaction.pseudonymize import Pseudonymizer, TermLists, leftover_values
 from redaction.spans import Span
 from redaction.walker import WalkRules, collect_text_fields
@@ -70,14 +70,17 @@ class Redactor:
         self.block_uninspectable = block_uninspectable
         self.max_chars = max_chars
 
-    async def redact(self, body: Any, rules: WalkRules) -> Redaction:
-        """Sanitise ``body`` in place. Raises a ``RedactionError`` instead of returning raw text."""
+    async def redact(self, body: Any, rules: WalkRules, store: PlaceholderStore | None = None) -> Redaction:
+        """Sanitise ``body`` in place. Raises a ``RedactionError`` instead of returning raw text.
+
+        ``store``: the client's placeholders across requests; None for placeholders of this request only.
+        """
         started = time.perf_counter()
         try:
             fields = collect_text_fields(body, rules, block_uninspectable=self.block_uninspectable)
             if self.max_chars is not None and sum(map(len, fields.texts)) > self.max_chars:
                 raise TooMuchText(f"the request holds more than {self.max_chars} characters of text to inspect")
-            mapping = PlaceholderMap(reserved=placeholders_in(fields.texts))
+            mapping = PlaceholderMap(reserved=placeholders_in(fields.texts), store=store)
             spans = await self.detector.analyze(fields.texts)
             fields.write_back(self.pseudonymizer.apply(fields.texts, spans, mapping))
         except RedactionError:

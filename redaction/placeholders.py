@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
 
@@ -14,33 +15,31 @@ def normalise_value(value: str) -> str:
     return " ".join(value.split()).casefold()
 
 
-class PlaceholderMap:
-    """The two-way mapping between original values and their placeholders for one exchange.
+class PlaceholderStore:
+    """Values and their placeholders for one scope: a single exchange, or one client across
+    requests (see ``redaction.vault``). Entries remember when they were last used, for expiry."""
 
-    Placeholders already present in the client's own text are *reserved*: they are never handed
-    out, so a literal ``<PERSON_1>`` typed by the user can never be "restored" into a real value.
-    """
-
-    def __init__(self, reserved: Iterable[str] = ()) -> None:
-        self._reserved = set(reserved)
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._by_key: dict[str, str] = {}
         self._originals: dict[str, str] = {}
         self._types: dict[str, str] = {}
+        self._last_used: dict[str, float] = {}
         self._next: Counter[str] = Counter()
         self._prefixes: frozenset[str] | None = None
 
-    def placeholder_for(self, value: str, entity_type: str) -> str:
-        """The placeholder of ``value``, created on first sight."""
-        key = normalise_value(value)
-        existing = self._by_key.get(key)
-        if existing is not None:
-            return existing
+    def lookup(self, key: str) -> str | None:
+        return self._by_key.get(key)
+
+    def allocate(self, value: str, entity_type: str, key: str, avoid: set[str]) -> str:
+        """A new placeholder for ``value``, never one in ``avoid`` nor one already taken."""
         while True:
             self._next[entity_type] += 1
             placeholder = f"<{entity_type}_{self._next[entity_type]}>"
-            if placeholder not in self._reserved:
+            if placeholder not in avoid and placeholder not in self._originals:
                 break
-        self._by_key[key] = placeholder
+        # an alias (the value's usual placeholder is reserved in this exchange) does not replace it
+        self._by_key.setdefault(key, placeholder)
         self._originals[placeholder] = value
         self._types[placeholder] = entity_type
         self._prefixes = None
@@ -49,40 +48,117 @@ class PlaceholderMap:
     def original(self, placeholder: str) -> str | None:
         return self._originals.get(placeholder)
 
-    def known_values(self) -> list[str]:
+    def entity_type(self, placeholder: str) -> str:
+        return self._types[placeholder]
+
+    def values(self) -> list[str]:
         return list(self._originals.values())
 
-    def is_placeholder_prefix(self, text: str) -> bool:
-        """True when ``text`` is a proper prefix of a placeholder of this map (stream hold-back)."""
+    def touch(self, placeholder: str) -> None:
+        self._last_used[placeholder] = self._clock()
+
+    def prefixes(self) -> frozenset[str]:
         if self._prefixes is None:
             self._prefixes = frozenset(p[:i] for p in self._originals for i in range(1, len(p)))
-        return text in self._prefixes
+        return self._prefixes
 
-    def entity_counts(self) -> dict[str, int]:
-        """Distinct values per entity type: safe to keep in clear (no values)."""
-        return dict(Counter(self._types.values()))
+    def expire(self, unused_since: float, max_entries: int) -> int:
+        """Forget entries not used since ``unused_since``, then the least recently used beyond
+        ``max_entries``. Returns how many were forgotten."""
+        stale = [p for p in self._originals if self._last_used.get(p, 0.0) < unused_since]
+        if len(self._originals) - len(stale) > max_entries:
+            fresh = sorted(
+                (p for p in self._originals if p not in set(stale)), key=lambda p: self._last_used.get(p, 0.0)
+            )
+            stale += fresh[: len(fresh) - max_entries]
+        for placeholder in stale:
+            value = self._originals.pop(placeholder)
+            self._types.pop(placeholder, None)
+            self._last_used.pop(placeholder, None)
+            key = normalise_value(value)
+            if self._by_key.get(key) == placeholder:
+                del self._by_key[key]
+        if stale:
+            self._prefixes = None
+        return len(stale)
 
     def __len__(self) -> int:
         return len(self._originals)
 
+
+class PlaceholderMap:
+    """The placeholders of one exchange: a view over a ``PlaceholderStore``.
+
+    Placeholders already present in the client's own text are *reserved* for the exchange: they
+    are never handed out and never restored, so a literal ``<PERSON_1>`` typed by the user can
+    never be "restored" into a real value. With a shared (per-client) store, a placeholder the
+    model quotes from an earlier request is still restored.
+    """
+
+    def __init__(self, reserved: Iterable[str] = (), store: PlaceholderStore | None = None) -> None:
+        self._reserved = set(reserved)
+        self._store = store if store is not None else PlaceholderStore()
+        self._assigned: dict[str, None] = {}  # placeholders this exchange's request uses, in order
+        self._restored: dict[str, None] = {}  # placeholders restored in its answer
+
+    def placeholder_for(self, value: str, entity_type: str) -> str:
+        """The placeholder of ``value``, created on first sight."""
+        key = normalise_value(value)
+        placeholder = self._store.lookup(key)
+        if placeholder is None or placeholder in self._reserved:
+            placeholder = self._store.allocate(value, entity_type, key, self._reserved)
+        self._assigned[placeholder] = None
+        self._store.touch(placeholder)
+        return placeholder
+
+    def original(self, placeholder: str) -> str | None:
+        if placeholder in self._reserved:
+            return None
+        value = self._store.original(placeholder)
+        if value is not None:
+            self._restored[placeholder] = None
+        return value
+
+    def known_values(self) -> list[str]:
+        """Every value of the store: values found in earlier requests are replaced here too."""
+        return self._store.values()
+
+    def is_placeholder_prefix(self, text: str) -> bool:
+        """True when ``text`` is a proper prefix of a known placeholder (stream hold-back)."""
+        return text in self._store.prefixes()
+
+    def entity_counts(self) -> dict[str, int]:
+        """Distinct values per entity type in this request: safe to keep in clear (no values)."""
+        return dict(Counter(self._store.entity_type(p) for p in self._assigned))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
     def __bool__(self) -> bool:
-        return bool(self._originals)
+        return len(self._store) > 0
 
     def to_dict(self) -> dict[str, dict[str, str]]:
-        """Serialisable form, for the encrypted log only."""
-        return {p: {"value": v, "type": self._types[p]} for p, v in self._originals.items()}
+        """The placeholders this exchange used (request and answer), for the encrypted log only."""
+        used = {**self._assigned, **self._restored}
+        return {
+            p: {"value": value, "type": self._store.entity_type(p)}
+            for p in used
+            if (value := self._store.original(p)) is not None
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, dict[str, str]]) -> PlaceholderMap:
-        mapping = cls()
+        store = PlaceholderStore()
         for placeholder, entry in data.items():
-            mapping._by_key[normalise_value(entry["value"])] = placeholder
-            mapping._originals[placeholder] = entry["value"]
-            mapping._types[placeholder] = entry["type"]
+            store._by_key[normalise_value(entry["value"])] = placeholder
+            store._originals[placeholder] = entry["value"]
+            store._types[placeholder] = entry["type"]
             match = PLACEHOLDER_RE.fullmatch(placeholder)
             if match is not None:
                 kind, number = match.group(1), int(match.group(2))
-                mapping._next[kind] = max(mapping._next[kind], number)
+                store._next[kind] = max(store._next[kind], number)
+        mapping = cls(store=store)
+        mapping._assigned = dict.fromkeys(data)
         return mapping
 
 
