@@ -6,6 +6,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 
 PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
 
@@ -27,6 +28,15 @@ class PlaceholderStore:
         self._last_used: dict[str, float] = {}
         self._next: Counter[str] = Counter()
         self._prefixes: frozenset[str] | None = None
+        self._version = 0  # bumped whenever the set of values changes
+        self._memo: dict[str, tuple[int, Any]] = {}
+
+    def memo(self, name: str, build: Callable[[list[str]], Any]) -> Any:
+        """``build(values)``, cached until the values change (patterns over every known value)."""
+        cached = self._memo.get(name)
+        if cached is None or cached[0] != self._version:
+            cached = self._memo[name] = (self._version, build(list(self._originals.values())))
+        return cached[1]
 
     def lookup(self, key: str) -> str | None:
         return self._by_key.get(key)
@@ -43,6 +53,7 @@ class PlaceholderStore:
         self._originals[placeholder] = value
         self._types[placeholder] = entity_type
         self._prefixes = None
+        self._version += 1
         return placeholder
 
     def original(self, placeholder: str) -> str | None:
@@ -80,6 +91,7 @@ class PlaceholderStore:
                 del self._by_key[key]
         if stale:
             self._prefixes = None
+            self._version += 1
         return len(stale)
 
     def __len__(self) -> int:
@@ -122,6 +134,10 @@ class PlaceholderMap:
     def known_values(self) -> list[str]:
         """Every value of the store: values found in earlier requests are replaced here too."""
         return self._store.values()
+
+    def known_values_memo(self, name: str, build: Callable[[list[str]], Any]) -> Any:
+        """Something built from every known value (a regex), cached while they do not change."""
+        return self._store.memo(name, build)
 
     def is_placeholder_prefix(self, text: str) -> bool:
         """True when ``text`` is a proper prefix of a known placeholder (stream hold-back)."""

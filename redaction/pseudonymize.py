@@ -67,8 +67,7 @@ class Pseudonymizer:
 
         # A value found once is replaced everywhere: the detector may miss the same name in a
         # context that gives it fewer clues (a bare "name" field, a tool argument).
-        known = [v for v in mapping.known_values() if len(v.strip()) >= MIN_PROPAGATED_LENGTH]
-        everywhere = _term_pattern(known)
+        everywhere = mapping.known_values_memo("everywhere", _propagation_pattern)
         result = []
         for text, spans in zip(texts, own, strict=True):
             if everywhere is not None:
@@ -95,12 +94,20 @@ def _splice(text: str, spans: Sequence[Span], mapping: PlaceholderMap) -> str:
     return "".join(pieces)
 
 
-def leftover_values(serialized_json: str, mapping: PlaceholderMap) -> bool:
-    """True when a value of ``mapping`` still occurs in ``serialized_json`` (in its escaped forms)."""
+def _propagation_pattern(values: list[str]) -> re.Pattern[str] | None:
+    return _term_pattern(v for v in values if len(v.strip()) >= MIN_PROPAGATED_LENGTH)
+
+
+def _escaped_forms_pattern(values: list[str]) -> re.Pattern[str] | None:
     forms = set()
-    for value in mapping.known_values():
+    for value in values:
         if len(value.strip()) >= MIN_PROPAGATED_LENGTH:
             forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
             forms.add(json.dumps(value)[1:-1])
-    pattern = _term_pattern(forms)
+    return _term_pattern(forms)
+
+
+def leftover_values(serialized_json: str, mapping: PlaceholderMap) -> bool:
+    """True when a known value still occurs in ``serialized_json`` (in its JSON-escaped forms)."""
+    pattern = mapping.known_values_memo("leftover", _escaped_forms_pattern)
     return pattern is not None and pattern.search(serialized_json) is not None

@@ -1,0 +1,97 @@
+"""Placeholders stable across a client's requests, scoped per client, forgotten after a while."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from redaction import PlaceholderMap, PlaceholderVault
+from tests.fake_upstream import chat_completion
+from tests.test_proxy_chat import chat_url, user_body
+
+PERSON, OTHER = "Jane Roe", "John Doe"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_clients_values_keep_their_placeholders_across_exchanges():
+    vault = PlaceholderVault(ttl=60, max_entries=100)
+    first = PlaceholderMap(store=vault.store_for("team-a"))
+    assert first.placeholder_for(PERSON, "PERSON") == "<PERSON_1>"
+    second = PlaceholderMap(store=vault.store_for("team-a"))
+    assert second.placeholder_for(OTHER, "PERSON") == "<PERSON_2>"
+    assert second.placeholder_for(PERSON, "PERSON") == "<PERSON_1>"
+    assert second.original("<PERSON_1>") == PERSON  # quoted from the earlier exchange
+    assert PlaceholderMap(store=vault.store_for("team-b")).original("<PERSON_1>") is None
+
+
+def test_reserved_placeholders_are_neither_restored_nor_reused_in_that_exchange():
+    vault = PlaceholderVault(ttl=60, max_entries=100)
+    PlaceholderMap(store=vault.store_for("t")).placeholder_for(PERSON, "PERSON")
+    typed = PlaceholderMap(reserved={"<PERSON_1>"}, store=vault.store_for("t"))
+    assert typed.original("<PERSON_1>") is None  # the user typed it: it stays literal
+    alias = typed.placeholder_for(PERSON, "PERSON")
+    assert alias != "<PERSON_1>" and typed.original(alias) == PERSON
+    later = PlaceholderMap(store=vault.store_for("t"))
+    assert later.placeholder_for(PERSON, "PERSON") == "<PERSON_1>" and later.original("<PERSON_1>") == PERSON
+
+
+def test_unused_entries_expire_and_the_store_is_bounded():
+    clock = Clock()
+    vault = PlaceholderVault(ttl=60, max_entries=2, clock=clock)
+    mapping = PlaceholderMap(store=vault.store_for("t"))
+    for name in ("Ann Lee", "Bob Ray", "Cat Fox"):
+        clock.now += 1
+        mapping.placeholder_for(name, "PERSON")
+    store = vault.store_for("t")  # over the bound: the least recently used is forgotten
+    assert sorted(store.values()) == ["Bob Ray", "Cat Fox"]
+    clock.now += 61
+    vault.sweep()
+    assert len(vault) == 0
+
+
+async def test_model_quoting_an_earlier_placeholder_is_restored_for_the_same_client_only(proxy, upstream, http):
+    async def quote_person_1(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response(chat_completion("As discussed, <PERSON_1> is the contact."))
+
+    alice = {"Authorization": "Bearer sk-client-a"}
+    async with http.post(chat_url(proxy), json=user_body(f"The contact is {PERSON}."), headers=alice) as response:
+        assert response.status == 200
+    upstream.fake.behaviour = quote_person_1
+    async with http.post(chat_url(proxy), json=user_body("Who was the contact?"), headers=alice) as response:
+        assert (await response.json())["choices"][0]["message"]["content"] == f"As discussed, {PERSON} is the contact."
+    bob = {"Authorization": "Bearer sk-client-b"}
+    async with http.post(chat_url(proxy), json=user_body("Who was the contact?"), headers=bob) as response:
+        assert (await response.json())["choices"][0]["message"]["content"] == "As discussed, <PERSON_1> is the contact."
+
+
+async def test_a_value_detected_earlier_is_replaced_even_where_the_detector_misses_it(proxy, upstream, http):
+    headers = {"Authorization": "Bearer sk-client-a"}
+    async with http.post(chat_url(proxy), json=user_body(f"My name is {PERSON}."), headers=headers) as response:
+        assert response.status == 200
+    body = user_body("Hello", metadata={"note": "jane roe"})  # lower case, bare: NER alone would not flag it
+    async with http.post(chat_url(proxy), json=body, headers=headers) as response:
+        assert response.status == 200
+    assert json.loads(upstream.fake.received[1].raw)["metadata"]["note"] == "<PERSON_1>"
+
+
+async def test_request_scope_forgets_between_requests(make_proxy, upstream, http):
+    proxy = await make_proxy(placeholder_scope="request")
+    upstream.fake.behaviour = None
+    async with http.post(chat_url(proxy), json=user_body(f"The contact is {PERSON}.")) as response:
+        assert response.status == 200
+
+    async def quote(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response(chat_completion("<PERSON_1>"))
+
+    upstream.fake.behaviour = quote
+    async with http.post(chat_url(proxy), json=user_body("Who?")) as response:
+        assert (await response.json())["choices"][0]["message"]["content"] == "<PERSON_1>"
