@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "PRIVACY_PROXY_"
@@ -25,6 +25,31 @@ def _default_workers() -> int:
 
 class ConfigFileError(ValueError):
     """The config file is missing or unreadable; the message names the file, not its content."""
+
+
+def _http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+class UpstreamConfig(BaseModel):
+    """One named upstream of ``upstreams``: where it is, which API it speaks, which models it serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="Base URL as given to an SDK, e.g. https://api.anthropic.com/v1")
+    api: Literal["any", "openai", "anthropic"] = Field(
+        "any", description="Endpoints it serves: openai (chat, responses, embeddings, ...), anthropic (messages)"
+    )
+    models: list[str] = Field(default_factory=list, description="Model name patterns (fnmatch) routed here")
+    api_key: SecretStr | None = None
+    key_source: Literal["auto", "config", "client"] = "auto"
+    connect_timeout: float | None = Field(None, gt=0)
+    read_timeout: float | None = Field(None, gt=0)
+
+    _check_url = field_validator("url")(classmethod(lambda cls, value: _http_url(value)))
 
 
 class Settings(BaseSettings):
@@ -51,6 +76,10 @@ class Settings(BaseSettings):
     )
     upstream_connect_timeout: float = Field(10.0, gt=0)
     upstream_read_timeout: float = Field(600.0, gt=0, description="Longest wait for the next upstream byte")
+    upstreams: dict[str, UpstreamConfig] = Field(
+        default_factory=dict,
+        description="Several named upstreams, routed by API and model name; `upstream` (if set) is the fallback",
+    )
     forward_headers: list[str] = Field(default_factory=list, description="Extra client headers passed upstream")
     allowed_paths: list[str] = Field(
         default_factory=list,
@@ -101,12 +130,7 @@ class Settings(BaseSettings):
     @field_validator("upstream")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("upstream must be an http:// or https:// URL")
-        return value
+        return None if value is None else _http_url(value)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from config import Settings
 from proxy.errors import Unauthorized
+from proxy.upstream import Upstream
 
 
 def client_token(request: web.Request) -> str | None:
@@ -38,15 +39,17 @@ def client_identity(request: web.Request, settings: Settings) -> str:
     return "key-" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-def upstream_auth_headers(request: web.Request, settings: Settings, provider: str) -> dict[str, str]:
-    """The credential headers sent upstream, per ``upstream_key_source`` and the provider's scheme."""
-    source = settings.upstream_key_source
+def upstream_auth_headers(
+    request: web.Request, settings: Settings, upstream: Upstream, provider: str
+) -> dict[str, str]:
+    """The credential headers sent upstream, per the upstream's key source and the provider's scheme."""
+    source = upstream.key_source
     if source == "auto":
         # with proxy keys, the client's credential is the proxy's key: never send it upstream
-        source = "config" if settings.upstream_api_key or settings.client_api_keys else "client"
+        source = "config" if upstream.api_key or settings.client_api_keys else "client"
     if source == "config":
-        if not settings.upstream_api_key:
+        if not upstream.api_key:
             return {}
-        key = settings.upstream_api_key.get_secret_value()
+        key = upstream.api_key.get_secret_value()
         return {"x-api-key": key} if provider == "anthropic" else {"Authorization": f"Bearer {key}"}
     return {name: request.headers[name] for name in ("Authorization", "x-api-key") if name in request.headers}

@@ -38,8 +38,8 @@ def main() -> None:
 def serve(upstream: str | None, host: str | None, port: int | None, config: str | None) -> None:
     """Run the proxy in the foreground until SIGTERM/SIGINT (in-flight requests are drained)."""
     settings = _settings_or_exit(config, upstream=upstream, host=host, port=port)
-    if not settings.upstream:
-        raise click.ClickException("no upstream: pass --upstream URL or set PRIVACY_PROXY_UPSTREAM")
+    if not settings.upstream and not settings.upstreams:
+        raise click.ClickException("no upstream: pass --upstream URL or set PRIVACY_PROXY_UPSTREAM (or `upstreams`)")
     if settings.client_api_keys and settings.upstream_key_source == "client":
         raise click.ClickException("client_api_keys and upstream_key_source=client both use the Authorization header")
     logging.basicConfig(

@@ -16,6 +16,7 @@ class Exchange:
     started: float = field(default_factory=time.perf_counter)
     client_id: str = "unknown"
     model: str | None = None
+    upstream_name: str | None = None
     stream: bool = False
     status: int = 0
     outcome: str = "ok"
@@ -38,7 +39,8 @@ class Exchange:
             f"{k}={v}" for k, v in sorted((self.mapping.entity_counts() if self.mapping else {}).items())
         )
         return (
-            f"exchange {self.id} client={self.client_id} {self.endpoint} stream={self.stream} status={self.status} "
+            f"exchange {self.id} client={self.client_id} {self.endpoint} upstream={self.upstream_name or '-'} "
+            f"stream={self.stream} status={self.status} "
             f"outcome={self.outcome} total_ms={(time.perf_counter() - self.started) * 1000:.1f} "
             f"detection_ms={detection} entities={entities or '-'}"
         )

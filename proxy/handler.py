@@ -78,10 +78,12 @@ async def _exchange(
     except RedactionError as exc:
         raise from_redaction_error(exc) from None
 
-    credentials = upstream_auth_headers(request, settings, endpoint.provider)
+    target = state.router.choose(endpoint.provider, exchange.model)
+    exchange.upstream_name = target.name
+    credentials = upstream_auth_headers(request, settings, target, endpoint.provider)
     headers = upstream_request_headers(request.headers, settings, credentials)
     exchange.upstream_started = time.perf_counter()
-    async with state.upstream.request("POST", endpoint.upstream_path, headers, exchange.sanitized_request) as upstream:
+    async with target.request("POST", endpoint.upstream_path, headers, exchange.sanitized_request) as upstream:
         exchange.status = upstream.status
         exchange.outcome = "ok" if upstream.status < 400 else "upstream_error"
         if upstream.content_type == "text/event-stream" and endpoint.api.event_restorer is not None:
@@ -116,12 +118,13 @@ async def list_models(request: web.Request) -> web.StreamResponse:
     """GET /v1/models[/{id}]: nothing personal goes out or comes back; passed through as it is."""
     state = request.app[STATE]
     client_identity(request, state.settings)  # proxy keys are enforced here too
-    credentials = upstream_auth_headers(request, state.settings, "openai")
-    headers = upstream_request_headers(request.headers, state.settings, credentials)
-    del headers["Content-Type"]
     path = request.path.removeprefix("/v1/")
     try:
-        async with state.upstream.request("GET", path, headers) as upstream:
+        target = state.router.choose("openai", None)
+        credentials = upstream_auth_headers(request, state.settings, target, "openai")
+        headers = upstream_request_headers(request.headers, state.settings, credentials)
+        del headers["Content-Type"]
+        async with target.request("GET", path, headers) as upstream:
             payload = await read_all(upstream)
             return web.Response(status=upstream.status, body=payload, headers=client_response_headers(upstream.headers))
     except ProxyError as exc:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from config import Settings
 from proxy.exchange import Exchange
-from proxy.upstream import Upstream
+from proxy.routing import Router
 from redaction import DetectorConfig, DetectorPool, PlaceholderStore, PlaceholderVault, Redactor, TermLists
 from storage import LogWriter, create_schema, load_keyring, make_engine, touch_heartbeat
 
@@ -37,7 +37,7 @@ class ProxyState:
     settings: Settings
     detector: DetectorPool
     owns_detector: bool = True
-    upstream: Upstream = field(init=False)
+    router: Router = field(init=False)
     redactor: Redactor = field(init=False)
     engine: AsyncEngine | None = None
     writer: LogWriter | None = None
@@ -49,7 +49,7 @@ class ProxyState:
 
     def __post_init__(self) -> None:
         self.vault = PlaceholderVault(self.settings.placeholder_ttl, self.settings.placeholder_max_entries)
-        self.upstream = Upstream(self.settings)
+        self.router = Router(self.settings)
         self.redactor = Redactor(
             self.detector,
             TermLists.build(self.settings.allow_list, self.settings.deny_list),
@@ -93,7 +93,7 @@ class ProxyState:
         )
         self.writer.start()
         self._sessions = sessions
-        await self.upstream.open()
+        await self.router.open()
         if self.owns_detector:
             self._detector_start = asyncio.create_task(self._start_detector())
 
@@ -108,7 +108,7 @@ class ProxyState:
             self._detector_start.cancel()
         if self.writer is not None:
             await self.writer.close(self.settings.log_drain_timeout)
-        await self.upstream.close()
+        await self.router.close()
         if self.owns_detector:
             await self.detector.close()
         if self.engine is not None:

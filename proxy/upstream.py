@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from config import Settings
+from config import Settings, UpstreamConfig
 from proxy.errors import UpstreamBroken, UpstreamTimeout, UpstreamUnreachable
 
 # Client headers passed upstream: an allow list, so a custom header can never carry personal
@@ -48,16 +48,25 @@ def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]
 
 
 class Upstream:
-    """One shared HTTP client for the upstream base URL; the client never picks the host."""
+    """One named upstream: a shared HTTP client for its base URL (the client never picks the host),
+    the API it speaks, the models routed to it, and where its credential comes from."""
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.upstream:
-            raise ValueError("no upstream configured")
-        self.base_url = settings.upstream
+    def __init__(self, name: str, config: UpstreamConfig, settings: Settings) -> None:
+        self.name = name
+        self.base_url = config.url
+        self.api = config.api
+        self.models = config.models
+        self.api_key = config.api_key
+        self.key_source = config.key_source
         self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.upstream_connect_timeout, sock_read=settings.upstream_read_timeout
+            total=None,
+            connect=config.connect_timeout or settings.upstream_connect_timeout,
+            sock_read=config.read_timeout or settings.upstream_read_timeout,
         )
         self._session: aiohttp.ClientSession | None = None
+
+    def serves(self, provider: str) -> bool:
+        return self.api in ("any", provider)
 
     async def open(self) -> None:
         # auto_decompress: the upstream may gzip its answer; we must read it to restore it
