@@ -112,3 +112,25 @@ async def test_image_input_is_refused(proxy, upstream, http):
     async with http.post(f"{proxy.base_url}/responses", json=body) as response:
         assert response.status == 400
     assert upstream.fake.received == []
+
+
+async def test_function_call_output_item_is_restored_in_a_whole_answer(proxy, upstream):
+    async def call_tool(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        email = body["input"].split("to ")[1].rstrip(".")
+        item = {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_9",
+            "name": "send_mail",
+            "arguments": json.dumps({"to": email}),
+            "status": "completed",
+        }
+        return web.json_response(responses_object([item]))
+
+    upstream.fake.behaviour = call_tool
+    async with sdk(proxy) as client:
+        response = await client.responses.create(model="gpt-4.1", input=f"Send a note to {EMAIL}.")
+    [call] = response.output
+    assert call.type == "function_call" and call.name == "send_mail" and call.call_id == "call_9"
+    assert json.loads(call.arguments) == {"to": EMAIL}
+    assert_nothing_leaked(upstream.fake.received[0].raw, [EMAIL])
