@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
@@ -17,7 +19,7 @@ from multidict import CIMultiDict
 
 from proxy.auth import client_identity, upstream_auth_headers
 from proxy.endpoints import Endpoint
-from proxy.errors import ID_HEADER, ProxyError, StorageDown, error_response, from_redaction_error
+from proxy.errors import ID_HEADER, InvalidRequest, ProxyError, StorageDown, error_response, from_redaction_error
 from proxy.exchange import Exchange
 from proxy.request_body import parse_json_object, read_body
 from proxy.state import STATE, ProxyState
@@ -26,6 +28,7 @@ from proxy.upstream import client_response_headers, read_all, upstream_request_h
 from redaction import PlaceholderMap, RedactionError, json_bytes, restore_text
 
 log = logging.getLogger("privacy_proxy.exchange")
+MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
 NO_LOG_HEADER = "X-Privacy-Proxy-No-Log"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -118,7 +121,11 @@ async def list_models(request: web.Request) -> web.StreamResponse:
     """GET /v1/models[/{id}]: nothing personal goes out or comes back; passed through as it is."""
     state = request.app[STATE]
     client_identity(request, state.settings)  # proxy keys are enforced here too
-    path = request.path.removeprefix("/v1/")
+    model_id = request.match_info.get("model_id")
+    if model_id is not None and (not MODEL_ID_RE.fullmatch(model_id) or ".." in model_id):
+        return error_response(InvalidRequest("invalid model id"))
+    # only ever models or models/<one quoted segment>: a client must not reach other upstream paths
+    path = "models" if model_id is None else f"models/{quote(model_id, safe='')}"
     try:
         target = state.router.choose("openai", None)
         credentials = upstream_auth_headers(request, state.settings, target, "openai")

@@ -161,6 +161,7 @@ class FakeUpstream:
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/moderations", self._echo_json)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/models/{model_id}", self._models)
         return app
 
     async def _record(self, request: web.Request) -> dict[str, Any]:

@@ -72,3 +72,17 @@ async def test_unknown_paths_are_refused_unless_allowed(make_proxy, upstream, ht
         answer = await response.json()
     assert answer == {"echo": body}  # restored on the way back
     assert_nothing_leaked(upstream.fake.received[0].raw, [PERSON, EMAIL, CARD])
+
+
+@pytest.mark.parametrize("model_id", ["..%2Ffiles%2Ffile-1%2Fcontent", "a%2F..%2F..%2Fadmin", "..", "x..y"])
+async def test_model_ids_cannot_reach_other_upstream_paths(make_proxy, upstream, http, model_id):
+    proxy = await make_proxy(upstream_api_key="sk-operator")
+    async with http.get(f"{proxy.base_url}/models/{model_id}") as response:
+        assert response.status in (400, 404)
+    assert upstream.fake.received == []
+
+
+async def test_a_plain_model_id_is_passed_as_one_path_segment(proxy, upstream, http):
+    async with http.get(f"{proxy.base_url}/models/gpt-4o-mini") as response:
+        assert response.status == 200
+    assert [r.path for r in upstream.fake.received] == ["/v1/models/gpt-4o-mini"]
