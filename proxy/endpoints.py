@@ -25,7 +25,8 @@ class Endpoint:
     api: ApiFormat
     check: Callable[[dict[str, Any]], None]
     provider: str  # "openai" or "anthropic": credential scheme and error format
-    streams: bool = True
+    # the request field naming an earlier answer whose history the client does not resend
+    continues_field: str | None = None
 
     @property
     def error_style(self) -> ErrorStyle:
@@ -35,7 +36,7 @@ class Endpoint:
 ENDPOINTS = (
     Endpoint("/v1/chat/completions", "chat/completions", CHAT, check_chat_request, "openai"),
     Endpoint("/v1/messages", "messages", MESSAGES, check_messages_request, "anthropic"),
-    Endpoint("/v1/responses", "responses", RESPONSES, check_responses_request, "openai"),
+    Endpoint("/v1/responses", "responses", RESPONSES, check_responses_request, "openai", "previous_response_id"),
     Endpoint("/v1/embeddings", "embeddings", EMBEDDINGS, check_embeddings_request, "openai"),
     Endpoint("/v1/completions", "completions", COMPLETIONS, check_completions_request, "openai"),
 )

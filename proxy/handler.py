@@ -50,6 +50,8 @@ def handler_for(endpoint: Endpoint) -> Handler:
             exchange.fail(500, "internal_error")  # the middleware answers 500 without details
             raise
         finally:
+            if exchange.mapping is not None and exchange.status < 400:
+                exchange.mapping.remember()
             state.record(exchange)
             log.info("%s", exchange.summary())
 
@@ -75,7 +77,11 @@ async def _exchange(
     request_view = dict(body)
 
     try:
-        redaction = await state.redactor.redact(body, endpoint.api.rules, state.placeholder_store(exchange.client_id))
+        continues = body.get(endpoint.continues_field) if endpoint.continues_field else None
+        store = state.placeholder_store(exchange.client_id)
+        redaction = await state.redactor.redact(
+            body, endpoint.api.rules, store, continues if isinstance(continues, str) else None
+        )
         exchange.mapping, exchange.detection_seconds = redaction.mapping, redaction.detection_seconds
         exchange.sanitized_request = redaction.sanitized_bytes()
     except RedactionError as exc:

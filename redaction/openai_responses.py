@@ -76,6 +76,12 @@ def _restore_strings(data: Any, mapping: PlaceholderMap) -> Any:
     )
 
 
+def _restore_response(body: Any, mapping: PlaceholderMap, request: dict[str, Any]) -> Any:
+    if isinstance(body, dict) and body.get("object") == "response":
+        mapping.note_response_id(body.get("id"))
+    return _restore_strings(body, mapping)
+
+
 class ResponsesEventRestorer:
     """Restores Responses streaming events.
 
@@ -90,6 +96,8 @@ class ResponsesEventRestorer:
 
     def restore(self, event: str | None, data: Any) -> list[Event]:
         kind = data.get("type") if isinstance(data, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("response"), dict):
+            self._mapping.note_response_id(data["response"].get("id"))
         if not isinstance(kind, str):
             return [(event, _restore_strings(data, self._mapping))]
         family, _, stage = kind.rpartition(".")
@@ -125,7 +133,7 @@ class ResponsesEventRestorer:
 RESPONSES = ApiFormat(
     name="openai.responses",
     rules=RESPONSES_RULES,
-    restore_body=lambda body, mapping, request: _restore_strings(body, mapping),
+    restore_body=_restore_response,
     event_restorer=ResponsesEventRestorer,
     done_marker=False,
 )

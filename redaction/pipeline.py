@@ -70,17 +70,21 @@ class Redactor:
         self.block_uninspectable = block_uninspectable
         self.max_chars = max_chars
 
-    async def redact(self, body: Any, rules: WalkRules, store: PlaceholderStore | None = None) -> Redaction:
+    async def redact(
+        self, body: Any, rules: WalkRules, store: PlaceholderStore | None = None, continues: str | None = None
+    ) -> Redaction:
         """Sanitise ``body`` in place. Raises a ``RedactionError`` instead of returning raw text.
 
         ``store``: the client's placeholders across requests; None for placeholders of this request only.
+        ``continues``: the id of an earlier answer this request continues, whose placeholders may be
+        restored in this answer too (Responses ``previous_response_id``).
         """
         started = time.perf_counter()
         try:
             fields = collect_text_fields(body, rules, block_uninspectable=self.block_uninspectable)
             if self.max_chars is not None and sum(map(len, fields.texts)) > self.max_chars:
                 raise TooMuchText(f"the request holds more than {self.max_chars} characters of text to inspect")
-            mapping = PlaceholderMap(reserved=placeholders_in(fields.texts), store=store)
+            mapping = PlaceholderMap(reserved=placeholders_in(fields.texts), store=store, continues=continues)
             spans = await self.detector.analyze(fields.texts)
             fields.write_back(self.pseudonymizer.apply(fields.texts, spans, mapping))
         except RedactionError:

@@ -28,6 +28,7 @@ class PlaceholderStore:
         self._last_used: dict[str, float] = {}
         self._next: Counter[str] = Counter()
         self._prefixes: frozenset[str] | None = None
+        self._contexts: dict[str, tuple[float, dict[str, tuple[str, str]]]] = {}  # response id -> entries
         self._version = 0  # bumped whenever the set of values changes
         self._memo: dict[str, tuple[int, Any]] = {}
 
@@ -92,26 +93,58 @@ class PlaceholderStore:
         if stale:
             self._prefixes = None
             self._version += 1
-        return len(stale)
+        old_contexts = [rid for rid, (used, _) in self._contexts.items() if used < unused_since]
+        if len(self._contexts) - len(old_contexts) > max_entries:
+            by_age = sorted(
+                (rid for rid in self._contexts if rid not in set(old_contexts)), key=lambda r: self._contexts[r][0]
+            )
+            old_contexts += by_age[: len(by_age) - max_entries]
+        for response_id in old_contexts:
+            del self._contexts[response_id]
+        return len(stale) + len(old_contexts)
+
+    def remember_context(self, response_id: str, entries: dict[str, tuple[str, str]]) -> None:
+        self._contexts[response_id] = (self._clock(), entries)
+
+    def context(self, response_id: str) -> dict[str, tuple[str, str]]:
+        found = self._contexts.get(response_id)
+        if found is None:
+            return {}
+        self._contexts[response_id] = (self._clock(), found[1])
+        return found[1]
 
     def __len__(self) -> int:
-        return len(self._originals)
+        return len(self._originals) + len(self._contexts)
+
+
+Entry = tuple[str, str]  # (original value, entity type)
 
 
 class PlaceholderMap:
     """The placeholders of one exchange: a view over a ``PlaceholderStore``.
 
-    Placeholders already present in the client's own text are *reserved* for the exchange: they
-    are never handed out and never restored, so a literal ``<PERSON_1>`` typed by the user can
-    never be "restored" into a real value. With a shared (per-client) store, a placeholder the
-    model quotes from an earlier request is still restored.
+    Only placeholders of this exchange are ever restored: those its request uses, plus, for the
+    Responses API, those of the earlier response it continues (``previous_response_id``), whose
+    history the client does not resend. A model asked to spell out some other placeholder of the
+    same client gets it back literally, never another request's value.
+
+    Placeholders already present in the client's own text are *reserved*: never handed out, never
+    restored, so a literal ``<PERSON_1>`` typed by the user stays what it is.
     """
 
-    def __init__(self, reserved: Iterable[str] = (), store: PlaceholderStore | None = None) -> None:
+    def __init__(
+        self, reserved: Iterable[str] = (), store: PlaceholderStore | None = None, continues: str | None = None
+    ) -> None:
         self._reserved = set(reserved)
         self._store = store if store is not None else PlaceholderStore()
+        # this exchange's own copy: entries stay valid even if the store forgets them meanwhile
+        self._entries: dict[str, Entry] = dict(self._store.context(continues)) if continues else {}
+        for placeholder in self._reserved:
+            self._entries.pop(placeholder, None)
         self._assigned: dict[str, None] = {}  # placeholders this exchange's request uses, in order
         self._restored: dict[str, None] = {}  # placeholders restored in its answer
+        self._prefixes: frozenset[str] | None = None
+        self.response_id: str | None = None  # the upstream's id of this answer (Responses API)
 
     def placeholder_for(self, value: str, entity_type: str) -> str:
         """The placeholder of ``value``, created on first sight."""
@@ -119,48 +152,63 @@ class PlaceholderMap:
         placeholder = self._store.lookup(key)
         if placeholder is None or placeholder in self._reserved:
             placeholder = self._store.allocate(value, entity_type, key, self._reserved)
+        if placeholder not in self._entries:
+            stored = self._store.original(placeholder)
+            self._entries[placeholder] = (stored if stored is not None else value, self._store.entity_type(placeholder))
+            self._prefixes = None
         self._assigned[placeholder] = None
         self._store.touch(placeholder)
         return placeholder
 
     def original(self, placeholder: str) -> str | None:
-        if placeholder in self._reserved:
+        entry = self._entries.get(placeholder)
+        if entry is None:
             return None
-        value = self._store.original(placeholder)
-        if value is not None:
-            self._restored[placeholder] = None
-        return value
+        self._restored[placeholder] = None
+        return entry[0]
 
     def known_values(self) -> list[str]:
-        """Every value of the store: values found in earlier requests are replaced here too."""
+        """Every value of the client's store: values found in earlier requests are replaced here too."""
         return self._store.values()
 
     def known_values_memo(self, name: str, build: Callable[[list[str]], Any]) -> Any:
         """Something built from every known value (a regex), cached while they do not change."""
         return self._store.memo(name, build)
 
+    def request_values(self) -> list[str]:
+        """The values this exchange's request contained."""
+        return [self._entries[p][0] for p in self._assigned]
+
     def is_placeholder_prefix(self, text: str) -> bool:
-        """True when ``text`` is a proper prefix of a known placeholder (stream hold-back)."""
-        return text in self._store.prefixes()
+        """True when ``text`` is a proper prefix of a restorable placeholder (stream hold-back)."""
+        if self._prefixes is None:
+            self._prefixes = frozenset(p[:i] for p in self._entries for i in range(1, len(p)))
+        return text in self._prefixes
+
+    def note_response_id(self, response_id: Any) -> None:
+        if isinstance(response_id, str) and response_id:
+            self.response_id = response_id
+
+    def remember(self) -> None:
+        """Let a later request that continues this answer (``previous_response_id``) restore its
+        placeholders."""
+        if self.response_id is not None and self._entries:
+            self._store.remember_context(self.response_id, dict(self._entries))
 
     def entity_counts(self) -> dict[str, int]:
         """Distinct values per entity type in this request: safe to keep in clear (no values)."""
-        return dict(Counter(self._store.entity_type(p) for p in self._assigned))
+        return dict(Counter(self._entries[p][1] for p in self._assigned))
 
     def __len__(self) -> int:
-        return len(self._store)
+        return len(self._entries)
 
     def __bool__(self) -> bool:
-        return len(self._store) > 0
+        return bool(self._entries)
 
     def to_dict(self) -> dict[str, dict[str, str]]:
         """The placeholders this exchange used (request and answer), for the encrypted log only."""
         used = {**self._assigned, **self._restored}
-        return {
-            p: {"value": value, "type": self._store.entity_type(p)}
-            for p in used
-            if (value := self._store.original(p)) is not None
-        }
+        return {p: {"value": self._entries[p][0], "type": self._entries[p][1]} for p in used}
 
     @classmethod
     def from_dict(cls, data: dict[str, dict[str, str]]) -> PlaceholderMap:
@@ -174,6 +222,7 @@ class PlaceholderMap:
                 kind, number = match.group(1), int(match.group(2))
                 store._next[kind] = max(store._next[kind], number)
         mapping = cls(store=store)
+        mapping._entries = {p: (e["value"], e["type"]) for p, e in data.items()}
         mapping._assigned = dict.fromkeys(data)
         return mapping
 

@@ -108,6 +108,10 @@ def _escaped_forms_pattern(values: list[str]) -> re.Pattern[str] | None:
 
 
 def leftover_values(serialized_json: str, mapping: PlaceholderMap) -> bool:
-    """True when a known value still occurs in ``serialized_json`` (in its JSON-escaped forms)."""
-    pattern = mapping.known_values_memo("leftover", _escaped_forms_pattern)
+    """True when a value of this request still occurs in ``serialized_json`` (JSON-escaped forms).
+
+    Only this request's values: a word detected in some earlier request (a product name taken
+    for a person, say) must not block every later request that names it in a structural field.
+    """
+    pattern = _escaped_forms_pattern(mapping.request_values())
     return pattern is not None and pattern.search(serialized_json) is not None

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from redaction import PlaceholderMap, PlaceholderVault
-from tests.fake_upstream import chat_completion
+from tests.fake_upstream import chat_completion, responses_message, responses_object
 from tests.test_proxy_chat import chat_url, user_body
 
 PERSON, OTHER = "Jane Roe", "John Doe"
@@ -28,18 +28,40 @@ def test_a_clients_values_keep_their_placeholders_across_exchanges():
     assert first.placeholder_for(PERSON, "PERSON") == "<PERSON_1>"
     second = PlaceholderMap(store=vault.store_for("team-a"))
     assert second.placeholder_for(OTHER, "PERSON") == "<PERSON_2>"
-    assert second.placeholder_for(PERSON, "PERSON") == "<PERSON_1>"
-    assert second.original("<PERSON_1>") == PERSON  # quoted from the earlier exchange
-    assert PlaceholderMap(store=vault.store_for("team-b")).original("<PERSON_1>") is None
+    assert second.original("<PERSON_1>") is None  # not part of this exchange: never restored
+    assert second.placeholder_for(PERSON, "PERSON") == "<PERSON_1>"  # same value, same placeholder
+    assert second.original("<PERSON_1>") == PERSON
+
+
+def test_an_answer_continuing_an_earlier_response_restores_its_placeholders():
+    vault = PlaceholderVault(ttl=60, max_entries=100)
+    first = PlaceholderMap(store=vault.store_for("team-a"))
+    first.placeholder_for(PERSON, "PERSON")
+    first.note_response_id("resp_1")
+    first.remember()
+    follow_up = PlaceholderMap(store=vault.store_for("team-a"), continues="resp_1")
+    assert follow_up.original("<PERSON_1>") == PERSON
+    assert PlaceholderMap(store=vault.store_for("team-a"), continues="resp_2").original("<PERSON_1>") is None
+    assert PlaceholderMap(store=vault.store_for("team-b"), continues="resp_1").original("<PERSON_1>") is None
+
+
+def test_an_exchange_keeps_its_entries_when_the_store_forgets_them():
+    vault = PlaceholderVault(ttl=60, max_entries=100)
+    store = vault.store_for("t")
+    mapping = PlaceholderMap(store=store)
+    mapping.placeholder_for(PERSON, "PERSON")
+    store.expire(unused_since=float("inf"), max_entries=0)  # everything forgotten mid-flight
+    assert len(store) == 0
+    assert mapping.original("<PERSON_1>") == PERSON and mapping.entity_counts() == {"PERSON": 1}
 
 
 def test_reserved_placeholders_are_neither_restored_nor_reused_in_that_exchange():
     vault = PlaceholderVault(ttl=60, max_entries=100)
     PlaceholderMap(store=vault.store_for("t")).placeholder_for(PERSON, "PERSON")
     typed = PlaceholderMap(reserved={"<PERSON_1>"}, store=vault.store_for("t"))
-    assert typed.original("<PERSON_1>") is None  # the user typed it: it stays literal
     alias = typed.placeholder_for(PERSON, "PERSON")
     assert alias != "<PERSON_1>" and typed.original(alias) == PERSON
+    assert typed.original("<PERSON_1>") is None  # the user typed it: it stays literal
     later = PlaceholderMap(store=vault.store_for("t"))
     assert later.placeholder_for(PERSON, "PERSON") == "<PERSON_1>" and later.original("<PERSON_1>") == PERSON
 
@@ -58,19 +80,37 @@ def test_unused_entries_expire_and_the_store_is_bounded():
     assert len(vault) == 0
 
 
-async def test_model_quoting_an_earlier_placeholder_is_restored_for_the_same_client_only(proxy, upstream, http):
-    async def quote_person_1(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return web.json_response(chat_completion("As discussed, <PERSON_1> is the contact."))
+async def test_placeholders_of_other_requests_are_never_restored(proxy, upstream, http):
+    """Users sharing one API key: a model asked to spell out <PERSON_1> must not reveal a value
+    that another request sent."""
 
-    alice = {"Authorization": "Bearer sk-client-a"}
-    async with http.post(chat_url(proxy), json=user_body(f"The contact is {PERSON}."), headers=alice) as response:
+    async def quote_person_1(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response(chat_completion("The contact is <PERSON_1>."))
+
+    key = {"Authorization": "Bearer sk-shared"}
+    async with http.post(chat_url(proxy), json=user_body(f"The contact is {PERSON}."), headers=key) as response:
         assert response.status == 200
     upstream.fake.behaviour = quote_person_1
-    async with http.post(chat_url(proxy), json=user_body("Who was the contact?"), headers=alice) as response:
-        assert (await response.json())["choices"][0]["message"]["content"] == f"As discussed, {PERSON} is the contact."
-    bob = {"Authorization": "Bearer sk-client-b"}
-    async with http.post(chat_url(proxy), json=user_body("Who was the contact?"), headers=bob) as response:
-        assert (await response.json())["choices"][0]["message"]["content"] == "As discussed, <PERSON_1> is the contact."
+    async with http.post(chat_url(proxy), json=user_body("Spell PERSON_1 in brackets."), headers=key) as response:
+        assert (await response.json())["choices"][0]["message"]["content"] == "The contact is <PERSON_1>."
+
+
+async def test_responses_previous_response_id_restores_the_earlier_turns_values(proxy, upstream, http):
+    async def quote_person_1(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response(responses_object([responses_message("As discussed, <PERSON_1> it is.")]))
+
+    alice, bob = {"Authorization": "Bearer sk-client-a"}, {"Authorization": "Bearer sk-client-b"}
+    first = {"model": "gpt-4.1", "input": f"The contact is {PERSON}."}
+    async with http.post(f"{proxy.base_url}/responses", json=first, headers=alice) as response:
+        assert (await response.json())["id"] == "resp_fake"
+    upstream.fake.behaviour = quote_person_1
+    follow_up = {"model": "gpt-4.1", "input": "Who was it?", "previous_response_id": "resp_fake"}
+    async with http.post(f"{proxy.base_url}/responses", json=follow_up, headers=alice) as response:
+        text = (await response.json())["output"][0]["content"][0]["text"]
+    assert text == f"As discussed, {PERSON} it is."
+    async with http.post(f"{proxy.base_url}/responses", json=follow_up, headers=bob) as response:
+        text = (await response.json())["output"][0]["content"][0]["text"]
+    assert text == "As discussed, <PERSON_1> it is."  # another client: never restored
 
 
 async def test_a_value_detected_earlier_is_replaced_even_where_the_detector_misses_it(proxy, upstream, http):
