@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "PRIVACY_PROXY_"
@@ -127,10 +127,28 @@ class Settings(BaseSettings):
     log_write_attempts: int = Field(5, ge=1)
     log_drain_timeout: float = Field(10.0, ge=0, description="Seconds to flush the log queue at shutdown")
 
+    @model_validator(mode="after")
+    def _key_sources(self) -> Settings:
+        return _check_key_sources(self)
+
     @field_validator("upstream")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value)
+
+
+def _check_key_sources(settings: Settings) -> Settings:
+    """With proxy keys, the client's Authorization is the proxy's key: it must never be forwarded."""
+    if settings.client_api_keys:
+        forwarding = [name for name, u in settings.upstreams.items() if u.key_source == "client"]
+        if settings.upstream_key_source == "client":
+            forwarding.append("upstream")
+        if forwarding:
+            raise ValueError(
+                "client_api_keys cannot be combined with key_source 'client' (it would send the proxy's "
+                f"client keys upstream): {', '.join(forwarding)}"
+            )
+    return settings
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -40,8 +40,6 @@ def serve(upstream: str | None, host: str | None, port: int | None, config: str 
     settings = _settings_or_exit(config, upstream=upstream, host=host, port=port)
     if not settings.upstream and not settings.upstreams:
         raise click.ClickException("no upstream: pass --upstream URL or set PRIVACY_PROXY_UPSTREAM (or `upstreams`)")
-    if settings.client_api_keys and settings.upstream_key_source == "client":
-        raise click.ClickException("client_api_keys and upstream_key_source=client both use the Authorization header")
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

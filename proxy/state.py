@@ -44,6 +44,7 @@ class ProxyState:
     _storage_ok: bool = False
     writer_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     _detector_start: asyncio.Task[None] | None = None
+    _sweeper: asyncio.Task[None] | None = None
 
     vault: PlaceholderVault = field(init=False)
 
@@ -96,6 +97,14 @@ class ProxyState:
         await self.router.open()
         if self.owns_detector:
             self._detector_start = asyncio.create_task(self._start_detector())
+        self._sweeper = asyncio.create_task(self._sweep_placeholders())
+
+    async def _sweep_placeholders(self) -> None:
+        """Forget expired placeholder values even of clients that never come back."""
+        interval = min(60.0, self.settings.placeholder_ttl / 4)
+        while True:
+            await asyncio.sleep(interval)
+            self.vault.sweep()
 
     async def _start_detector(self) -> None:
         try:
@@ -106,6 +115,8 @@ class ProxyState:
     async def close(self) -> None:
         if self._detector_start is not None and not self._detector_start.done():
             self._detector_start.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self.writer is not None:
             await self.writer.close(self.settings.log_drain_timeout)
         await self.router.close()

@@ -23,6 +23,7 @@ MESSAGES_RULES = WalkRules(
             "media_type",
             "signature",  # thinking signatures must come back byte for byte
             "data",  # redacted_thinking payloads: encrypted by the provider
+            "encrypted_content",  # web search results, encrypted by the provider
             "cache_control",
             "max_tokens",
             "temperature",

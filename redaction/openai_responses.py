@@ -29,7 +29,6 @@ RESPONSES_RULES = WalkRules(
             "background",
             "required",
             "detail",
-            "prompt_cache_key",
             "sequence_number",
             # numeric parameters
             "max_output_tokens",
@@ -59,14 +58,9 @@ RESPONSES_RULES = WalkRules(
 )
 
 _JSON_TEXT_KEYS = frozenset({"arguments"})
-# (delta event, done event) pairs: the done event carries the whole text under `done_field`
-_STREAMED_TEXTS = {
-    "response.output_text": "text",
-    "response.refusal": "refusal",
-    "response.function_call_arguments": "arguments",
-    "response.reasoning_summary_text": "text",
-    "response.reasoning_text": "text",
-}
+# Every `<family>.delta` event with a string `delta` (output text, refusals, function and MCP
+# arguments, custom tool input, reasoning, code, transcripts...) gets its own split-safe restorer;
+# the matching `<family>.done` releases what it holds. Families ending in "arguments" carry JSON.
 _IDENTIFIERS = ("item_id", "output_index", "content_index", "summary_index")
 
 
@@ -101,15 +95,15 @@ class ResponsesEventRestorer:
         if not isinstance(kind, str):
             return [(event, _restore_strings(data, self._mapping))]
         family, _, stage = kind.rpartition(".")
-        if family in _STREAMED_TEXTS and stage == "delta" and isinstance(data.get("delta"), str):
+        if stage == "delta" and isinstance(data.get("delta"), str):
             key = (family, *(data.get(name) for name in _IDENTIFIERS))
             entry = self._restorers.get(key)
             if entry is None:
-                restorer = StreamRestorer(self._mapping, json_escape=family.endswith("function_call_arguments"))
+                restorer = StreamRestorer(self._mapping, json_escape=family.endswith("arguments"))
                 entry = self._restorers[key] = (restorer, {k: data[k] for k in _IDENTIFIERS if k in data})
             data["delta"] = entry[0].feed(data["delta"])
             return [(event, data)]
-        if family in _STREAMED_TEXTS and stage == "done":
+        if stage == "done" and (family, *(data.get(name) for name in _IDENTIFIERS)) in self._restorers:
             key = (family, *(data.get(name) for name in _IDENTIFIERS))
             released = self._release(key, data.get("sequence_number"))
             return [*released, (event, _restore_strings(data, self._mapping))]

@@ -165,6 +165,7 @@ class PlaceholderMap:
         if entry is None:
             return None
         self._restored[placeholder] = None
+        self._store.touch(placeholder)
         return entry[0]
 
     def known_values(self) -> list[str]:

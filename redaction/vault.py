@@ -16,20 +16,26 @@ from redaction.placeholders import PlaceholderStore
 
 
 class PlaceholderVault:
-    def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic, max_tenants: int = 10_000
+    ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.max_tenants = max_tenants
         self._clock = clock
-        self._stores: dict[str, PlaceholderStore] = {}
+        self._stores: dict[str, PlaceholderStore] = {}  # insertion order = least recently used first
 
     def store_for(self, tenant: str) -> PlaceholderStore:
         """The tenant's store, with its expired entries already forgotten."""
         now = self._clock()
-        store = self._stores.get(tenant)
+        store = self._stores.pop(tenant, None)
         if store is None:
-            store = self._stores[tenant] = PlaceholderStore(self._clock)
+            store = PlaceholderStore(self._clock)
+            while len(self._stores) >= self.max_tenants:  # forget the least recently seen tenant
+                del self._stores[next(iter(self._stores))]
         else:
             store.expire(now - self.ttl, self.max_entries)
+        self._stores[tenant] = store
         return store
 
     def sweep(self) -> None:

@@ -10,10 +10,15 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from redaction.errors import UninspectableContent
 
+# JSON-schema keywords whose values are structure, not text
+SCHEMA_KEYWORDS = frozenset({"type", "required", "format", "$ref", "$schema", "$id", "pattern", "additionalProperties"})
+# schema keywords whose keys are property names (each value a schema)
+SCHEMA_CONTAINERS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
 # Keys shaped like identifiers (snake_case, camelCase, kebab-case) are field names, not data.
 IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 # Integers this long inside tool arguments can be phone, card or account numbers.
@@ -31,6 +36,8 @@ class WalkRules:
     # subtrees that are free-form data (every key and value inspected), e.g. metadata
     free_form_keys: frozenset[str] = frozenset()
     uninspectable_part_types: frozenset[str] = frozenset()
+    # subtrees that are JSON schemas (tool parameters, response formats)
+    schema_keys: frozenset[str] = frozenset({"parameters", "input_schema", "schema"})
 
     def is_structural(self, parent_key: str | None, key: str) -> bool:
         return key in self.structural_keys or key in self.structural_keys_under.get(parent_key or "", ())
@@ -110,16 +117,23 @@ def _number_text(value: int | float) -> str | None:
     return digits if sum(c.isdigit() for c in digits) >= MIN_INSPECTED_DIGITS else None
 
 
+class _Mode(Enum):
+    STRUCTURED = "structured"  # the provider's JSON: structural keys skipped
+    FREE = "free"  # application data: every key and value is data
+    SCHEMA = "schema"  # a JSON schema: its keywords are structure, property names identifiers
+
+
 def collect_text_fields(body: Any, rules: WalkRules, *, block_uninspectable: bool = True) -> TextFields:
     """Walk ``body`` (mutable, parsed JSON) and collect every string to inspect.
 
     Strings that hold a JSON object or array are parsed and walked as free-form data (every key
     and value inspected, long numbers too), then re-serialised, so values hidden in tool
-    arguments or JSON tool results are seen decoded.
+    arguments or JSON tool results are seen decoded. Tool schemas are walked as schemas: a
+    property called ``name`` or ``type`` still has its description, enum and default inspected.
     """
     fields = TextFields()
 
-    def visit(container: dict[str, Any] | list[Any], key: str | int, parent_key: str | None, free: bool) -> None:
+    def visit(container: dict[str, Any] | list[Any], key: str | int, parent_key: str | None, mode: _Mode) -> None:
         value = container[key]  # type: ignore[index]
         if isinstance(value, str):
             document = _parse_json_container(value)
@@ -127,7 +141,7 @@ def collect_text_fields(body: Any, rules: WalkRules, *, block_uninspectable: boo
                 embedded = _Embedded(container, key, document)
                 fields._embedded.append(embedded)
                 holder = [document]
-                visit(holder, 0, key if isinstance(key, str) else parent_key, True)
+                visit(holder, 0, key if isinstance(key, str) else parent_key, _Mode.FREE)
                 embedded.document = holder[0]
                 return
             fields._add(value, _Slot(container, key))
@@ -139,26 +153,36 @@ def collect_text_fields(body: Any, rules: WalkRules, *, block_uninspectable: boo
                 fields._add(digits, _Slot(container, key, was_number=True))
         elif isinstance(value, dict):
             part_type = value.get("type")
-            if not free and isinstance(part_type, str) and part_type in rules.uninspectable_part_types:
+            if mode is _Mode.STRUCTURED and isinstance(part_type, str) and part_type in rules.uninspectable_part_types:
                 if block_uninspectable:
                     raise UninspectableContent(f"content of type {part_type!r} cannot be inspected for personal data")
                 return
             name = key if isinstance(key, str) else parent_key
             for child_key in list(value):
-                if free:
-                    # free-form data: every value is data whatever its key, and keys can be too
-                    visit(value, child_key, name, True)
+                if mode is _Mode.FREE:
+                    visit(value, child_key, name, _Mode.FREE)
                     if not IDENTIFIER_RE.fullmatch(child_key):
                         fields._add(child_key, _KeySlot(value, child_key))
+                elif mode is _Mode.SCHEMA:
+                    # under "properties" every key is a property name whose value is a schema
+                    if name in SCHEMA_CONTAINERS or child_key not in SCHEMA_KEYWORDS:
+                        visit(value, child_key, name, _Mode.SCHEMA)
                 elif not rules.is_structural(name, child_key):
-                    visit(value, child_key, name, child_key in rules.free_form_keys)
+                    child_mode = (
+                        _Mode.FREE
+                        if child_key in rules.free_form_keys
+                        else _Mode.SCHEMA
+                        if child_key in rules.schema_keys
+                        else _Mode.STRUCTURED
+                    )
+                    visit(value, child_key, name, child_mode)
         elif isinstance(value, list):
             name = key if isinstance(key, str) else parent_key
             for index in range(len(value)):
-                visit(value, index, name, free)
+                visit(value, index, name, mode)
 
     root = [body]
-    visit(root, 0, None, False)
+    visit(root, 0, None, _Mode.STRUCTURED)
     return fields
 
 

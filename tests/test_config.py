@@ -200,3 +200,17 @@ def test_non_utf8_config_file_raises_config_file_error(tmp_path: Path):
 def test_empty_config_file_means_defaults(tmp_path: Path):
     assert load_settings(write(tmp_path / "empty.yaml", "")).port == 8080
     assert load_settings(write(tmp_path / "comments.yaml", "# nothing set\n")).port == 8080
+
+
+def test_proxy_keys_cannot_be_forwarded_upstream_by_any_upstream():
+    import pydantic
+
+    from config import load_settings as load
+
+    with pytest.raises(pydantic.ValidationError, match="client_api_keys cannot be combined"):
+        load(
+            None,
+            upstream="http://u.invalid/v1",
+            client_api_keys={"team": "proxy-key"},
+            upstreams={"openai": {"url": "http://o.invalid/v1", "key_source": "client"}},
+        )

@@ -135,3 +135,30 @@ async def test_request_scope_forgets_between_requests(make_proxy, upstream, http
     upstream.fake.behaviour = quote
     async with http.post(chat_url(proxy), json=user_body("Who?")) as response:
         assert (await response.json())["choices"][0]["message"]["content"] == "<PERSON_1>"
+
+
+def test_the_vault_keeps_a_bounded_number_of_clients():
+    vault = PlaceholderVault(ttl=60, max_entries=10, max_tenants=2)
+    for tenant in ("a", "b", "c"):
+        PlaceholderMap(store=vault.store_for(tenant)).placeholder_for(PERSON, "PERSON")
+    assert len(vault) == 2
+
+
+def test_every_streamed_delta_family_is_restored_split_safe():
+    from redaction.openai_responses import ResponsesEventRestorer
+
+    mapping = PlaceholderMap()
+    email = mapping.placeholder_for("jane.roe@example.com", "EMAIL_ADDRESS")
+    restorer = ResponsesEventRestorer(mapping, {})
+    arguments = json.dumps({"to": email})
+    out = []
+    for family in ("response.mcp_call_arguments", "response.custom_tool_call_input"):
+        pieces = []
+        for char in arguments:
+            event = {"type": f"{family}.delta", "item_id": family, "output_index": 0, "delta": char}
+            pieces += [data["delta"] for _, data in restorer.restore(None, event)]
+        done = {"type": f"{family}.done", "item_id": family, "output_index": 0}
+        pieces += [data["delta"] for _, data in restorer.restore(None, done) if data["type"].endswith(".delta")]
+        out.append("".join(pieces))
+    assert json.loads(out[0]) == {"to": "jane.roe@example.com"}
+    assert out[1] == arguments.replace(email, "jane.roe@example.com")

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from redaction import CHAT_RULES, UninspectableContent
+from redaction.anthropic import MESSAGES_RULES
 from redaction.walker import collect_text_fields
 
 
@@ -299,3 +300,24 @@ def test_write_back_requires_one_text_per_field():
     fields = collect_text_fields({"messages": [{"role": "user", "content": "Jane Roe"}]}, CHAT_RULES)
     with pytest.raises(ValueError):
         fields.write_back([])
+
+
+def test_tool_schemas_are_walked_as_schemas_whatever_the_property_names():
+    parameters = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "e.g. jane.roe@example.com", "default": "Jane Roe"},
+            "type": {"type": "string", "enum": ["Jane Roe", "John Doe"]},
+            "id": {"type": "string", "pattern": "^[a-z]+$", "format": "email"},
+        },
+        "required": ["name", "type"],
+    }
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    chat["tools"] = [{"type": "function", "function": {"name": "lookup", "parameters": copy.deepcopy(parameters)}}]
+    anthropic_tools = [{"name": "lookup", "input_schema": copy.deepcopy(parameters)}]
+    for rules, body in ((CHAT_RULES, chat), (MESSAGES_RULES, {"tools": anthropic_tools})):
+        texts = collect_text_fields(body, rules).texts
+        for value in ("e.g. jane.roe@example.com", "Jane Roe", "John Doe"):
+            assert value in texts, (rules, value)
+        for structural in ("string", "object", "^[a-z]+$", "email", "name", "type", "lookup"):
+            assert structural not in texts, (rules, structural)
