@@ -40,13 +40,20 @@ MESSAGES_RULES = WalkRules(
 )
 
 # content_block_delta types and the field that carries their text
-_DELTA_TEXT_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
+# (thinking is left with its placeholders: see _restore_strings)
+_DELTA_TEXT_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json"}
+
+
+def _restore(text: str, key: str | None, mapping: PlaceholderMap) -> str:
+    # Thinking text is signed by the provider and must be sent back unchanged in later turns: it
+    # keeps its placeholders, so the client never holds (and resends) it with real values.
+    if key == "thinking":
+        return text
+    return restore_text(text, mapping, json_escape=key == "partial_json")
 
 
 def _restore_strings(data: Any, mapping: PlaceholderMap) -> Any:
-    return map_strings(
-        data, MESSAGES_RULES, lambda text, key: restore_text(text, mapping, json_escape=key == "partial_json")
-    )
+    return map_strings(data, MESSAGES_RULES, lambda text, key: _restore(text, key, mapping))
 
 
 class MessagesEventRestorer:

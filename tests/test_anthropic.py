@@ -560,3 +560,26 @@ async def test_exchanges_are_logged_encrypted_with_counts_and_original_request(p
     stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
     for value in PLANTED:
         assert value.encode() not in stored
+
+
+def test_thinking_keeps_its_placeholders_so_its_signature_stays_valid():
+    """Signed thinking must come back unchanged in the next turn: it is not restored on the way
+    out, so what the client resends holds placeholders, not values."""
+    from redaction import MESSAGES, PlaceholderMap
+
+    mapping = PlaceholderMap()
+    person = mapping.placeholder_for("Jane Roe", "PERSON")
+    answer = {
+        "type": "message",
+        "content": [
+            {"type": "thinking", "thinking": f"The user is {person}.", "signature": "sig=="},
+            {"type": "text", "text": f"Hello {person}."},
+        ],
+    }
+    restored = MESSAGES.restore_body(answer, mapping, {})
+    assert restored["content"][0] == {"type": "thinking", "thinking": f"The user is {person}.", "signature": "sig=="}
+    assert restored["content"][1]["text"] == "Hello Jane Roe."
+    events = MESSAGES.event_restorer(mapping, {})
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": person}}
+    [(_, out)] = events.restore("content_block_delta", delta)
+    assert out["delta"]["thinking"] == person
