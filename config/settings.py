@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "PRIVACY_PROXY_"
+# structured types the response guard can find (redaction.response_guard)
+RESPONSE_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
 
 
 def _default_workers() -> int:
@@ -48,6 +50,7 @@ class UpstreamConfig(BaseModel):
     key_source: Literal["auto", "config", "client"] = "auto"
     connect_timeout: float | None = Field(None, gt=0)
     read_timeout: float | None = Field(None, gt=0)
+    response_redact_types: list[str] | None = Field(None, description="Overrides the global setting for this upstream")
 
     _check_url = field_validator("url")(classmethod(lambda cls, value: _http_url(value)))
 
@@ -107,6 +110,11 @@ class Settings(BaseSettings):
     )
     placeholder_ttl: float = Field(3600.0, gt=0, description="Seconds a client's unused placeholder is kept")
     placeholder_max_entries: int = Field(10_000, ge=1, description="Placeholders kept per client (LRU)")
+    response_redact_types: list[str] = Field(
+        default_factory=lambda: list(RESPONSE_TYPES),
+        description="Personal data in answers that the caller did not send is redacted for these types "
+        f"(any of {', '.join(RESPONSE_TYPES)}); [] restores the caller's values only",
+    )
     detector_workers: int = Field(default_factory=_default_workers, ge=1)
     detection_timeout: float = Field(30.0, gt=0, description="Slower detection fails closed and restarts the workers")
     max_inspected_chars: int = Field(
@@ -130,6 +138,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _key_sources(self) -> Settings:
         return _check_key_sources(self)
+
+    @field_validator("response_redact_types")
+    @classmethod
+    def _known_response_types(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(RESPONSE_TYPES))
+        if unknown:
+            raise ValueError(f"unknown response types {unknown}; known: {', '.join(RESPONSE_TYPES)}")
+        return value
 
     @field_validator("upstream")
     @classmethod

@@ -25,7 +25,7 @@ from proxy.request_body import parse_json_object, read_body
 from proxy.state import STATE, ProxyState
 from proxy.stream_relay import relay_stream
 from proxy.upstream import client_response_headers, read_all, upstream_request_headers
-from redaction import PlaceholderMap, RedactionError, json_bytes, restore_text
+from redaction import PlaceholderMap, RedactionError, ResponsePolicy, json_bytes, restore_text
 
 log = logging.getLogger("privacy_proxy.exchange")
 MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
@@ -89,6 +89,7 @@ async def _exchange(
 
     target = state.router.choose(endpoint.provider, exchange.model)
     exchange.upstream_name = target.name
+    redaction.mapping.response_policy = ResponsePolicy(tuple(target.response_redact_types))
     credentials = upstream_auth_headers(request, settings, target, endpoint.provider)
     headers = upstream_request_headers(request.headers, settings, credentials)
     exchange.upstream_started = time.perf_counter()

@@ -58,6 +58,9 @@ class Upstream:
         self.models = config.models
         self.api_key = config.api_key
         self.key_source = config.key_source
+        self.response_redact_types = (
+            settings.response_redact_types if config.response_redact_types is None else config.response_redact_types
+        )
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=config.connect_timeout or settings.upstream_connect_timeout,

@@ -11,6 +11,7 @@ from redaction.pipeline import Redaction, Redactor, json_bytes
 from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap, PlaceholderStore
 from redaction.pool import DetectorPool
 from redaction.pseudonymize import TermLists
+from redaction.response_guard import STRUCTURED_TYPES, ResponsePolicy, StreamGuard, redact_values
 from redaction.restore import StreamRestorer, restore_text
 from redaction.spans import Span
 from redaction.vault import PlaceholderVault
@@ -24,6 +25,7 @@ __all__ = [
     "MESSAGES",
     "PLACEHOLDER_RE",
     "RESPONSES",
+    "STRUCTURED_TYPES",
     "ApiFormat",
     "ChatStreamRestorer",
     "DetectionTimeout",
@@ -37,13 +39,16 @@ __all__ = [
     "Redaction",
     "RedactionError",
     "Redactor",
+    "ResponsePolicy",
     "Span",
+    "StreamGuard",
     "StreamRestorer",
     "TermLists",
     "TooMuchText",
     "UninspectableContent",
     "answers_in_json",
     "json_bytes",
+    "redact_values",
     "restore_chat_response",
     "restore_text",
 ]

@@ -6,7 +6,10 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redaction.response_guard import ResponsePolicy
 
 PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
 
@@ -145,6 +148,8 @@ class PlaceholderMap:
         self._restored: dict[str, None] = {}  # placeholders restored in its answer
         self._prefixes: frozenset[str] | None = None
         self.response_id: str | None = None  # the upstream's id of this answer (Responses API)
+        # what to do with personal data in the answer that the caller did not send
+        self.response_policy: ResponsePolicy | None = None
 
     def placeholder_for(self, value: str, entity_type: str) -> str:
         """The placeholder of ``value``, created on first sight."""
@@ -175,6 +180,10 @@ class PlaceholderMap:
     def known_values_memo(self, name: str, build: Callable[[list[str]], Any]) -> Any:
         """Something built from every known value (a regex), cached while they do not change."""
         return self._store.memo(name, build)
+
+    def caller_values(self) -> list[str]:
+        """Values the caller sent (this exchange's): the model may write them out as they are."""
+        return [value for value, _type in self._entries.values()]
 
     def request_values(self) -> list[str]:
         """The values this exchange's request contained."""

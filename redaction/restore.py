@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap
+from redaction.response_guard import StreamGuard, redact_values
 
 
 def _json_escaped(value: str) -> str:
@@ -12,8 +13,15 @@ def _json_escaped(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)[1:-1]
 
 
-def restore_text(text: str, mapping: PlaceholderMap, *, json_escape: bool = False) -> str:
-    """Replace every placeholder of ``mapping`` in ``text``; unknown placeholder-like text stays."""
+def restore_text(text: str, mapping: PlaceholderMap, *, json_escape: bool = False, guard: bool = True) -> str:
+    """Replace every placeholder of ``mapping`` in ``text``; unknown placeholder-like text stays.
+
+    With a response policy on the mapping, values the caller never sent are redacted first
+    (``guard=False`` when a ``StreamGuard`` already did that).
+    """
+    policy = mapping.response_policy
+    if guard and policy is not None and policy.active:
+        text = redact_values(text, policy, mapping.caller_values())
     if not mapping or "<" not in text:
         return text
 
@@ -35,26 +43,32 @@ class StreamRestorer:
     when the field ends.
     """
 
-    __slots__ = ("_held", "_json_escape", "_mapping")
+    __slots__ = ("_guard", "_held", "_json_escape", "_mapping")
 
     def __init__(self, mapping: PlaceholderMap, *, json_escape: bool = False) -> None:
         self._mapping = mapping
         self._json_escape = json_escape
         self._held = ""
+        self._guard: StreamGuard | None = None
 
     @property
     def holding(self) -> bool:
-        return bool(self._held)
+        return bool(self._held) or (self._guard is not None and self._guard.holding)
 
     def feed(self, piece: str) -> str:
+        if self._guard is None and self._mapping.response_policy is not None and self._mapping.response_policy.active:
+            self._guard = StreamGuard(self._mapping.response_policy, tuple(self._mapping.caller_values()))
+        if self._guard is not None:
+            piece = self._guard.feed(piece)
         text = self._held + piece if self._held else piece
         cut = len(text)
         start = text.rfind("<")
         if start != -1 and self._mapping.is_placeholder_prefix(text[start:]):
             cut = start
         self._held = text[cut:]
-        return restore_text(text[:cut], self._mapping, json_escape=self._json_escape)
+        return restore_text(text[:cut], self._mapping, json_escape=self._json_escape, guard=False)
 
     def flush(self) -> str:
-        held, self._held = self._held, ""
-        return held
+        tail = self._guard.flush() if self._guard is not None else ""
+        text, self._held = self._held + tail, ""
+        return restore_text(text, self._mapping, json_escape=self._json_escape, guard=False)

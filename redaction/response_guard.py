@@ -1,0 +1,240 @@
+"""Personal data the model itself produces: found in the answer and redacted, streams included.
+
+The caller's own values come back through their placeholders; a value the caller never sent
+(memorised, or planted by a prompt injection) is replaced by ``<TYPE_REDACTED>``. Structured
+types are found with validated patterns, in-process and fast (no NER on the response path).
+
+Streams: the guard sees each field as one continuous text. It emits text as soon as it cannot be
+part of a value any more and holds back only a tail that could still grow into one (at most
+``MAX_HOLD`` characters), so it never emits the start of a value and redacts the rest later.
+Before matching it reads a decoded view (percent-encoding, ``\\uXXXX`` escapes, HTML character
+references, zero-width characters, full-width and other compatibility forms).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+# Longest tail held back while it could still be (part of) a value, in characters of the answer.
+MAX_HOLD = 96
+
+_EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+_CARD = r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)"
+_IBAN = r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b"
+_SSN = r"(?<!\d)\d{3}[- ]?\d{2}[- ]?\d{4}(?!\d)"
+_PHONE = r"(?<![\w+])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|\d{2,4}[ .\-])\d{3,4}[ .\-]?\d{3,4}(?!\d)"
+_IPV4 = r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)"
+
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "EMAIL_ADDRESS": re.compile(_EMAIL),
+    "CREDIT_CARD": re.compile(_CARD),
+    "IBAN_CODE": re.compile(_IBAN),
+    "US_SSN": re.compile(_SSN),
+    "PHONE_NUMBER": re.compile(_PHONE),
+    "IP_ADDRESS": re.compile(_IPV4),
+}
+STRUCTURED_TYPES = tuple(PATTERNS)
+
+# a whitespace-separated group that can be part of a number written in groups (cards, phones, IBANs)
+_NUMBER_GROUP = re.compile(r"[+(]?[\w()\-./]*\d[\w()\-./]*")
+# characters after which a value may still continue (a word ending otherwise is finished)
+_CONTINUES_A_VALUE = re.compile(r"[\w.@%+\-()&#;\\/]")
+_GROUP_OPENING = re.compile(r"[+(\-]+")  # "(" of "(415)" before its digits arrive
+
+
+def _luhn(digits: str) -> bool:
+    total, odd = 0, True
+    for char in reversed(digits):
+        n = int(char)
+        if not odd:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+        odd = not odd
+    return total % 10 == 0
+
+
+def _iban_valid(text: str) -> bool:
+    compact = text.replace(" ", "")
+    rearranged = compact[4:] + compact[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    except ValueError:
+        return False
+
+
+def _valid(entity_type: str, text: str) -> bool:
+    if entity_type == "CREDIT_CARD":
+        digits = re.sub(r"\D", "", text)
+        return 13 <= len(digits) <= 19 and _luhn(digits)
+    if entity_type == "IBAN_CODE":
+        return _iban_valid(text)
+    return True
+
+
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
+_HTML_REF = re.compile(r"&#(x[0-9A-Fa-f]+|\d+);")
+
+
+def decoded_view(text: str) -> tuple[str, list[int]]:
+    """(view, index): ``view[i]`` comes from ``text[index[i]:]``; encodings and disguises undone."""
+    out: list[str] = []
+    index: list[int] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        consumed, decoded = 1, char
+        if char == "%" and (m := _PERCENT.match(text, position)):
+            consumed, decoded = 3, chr(int(m.group(1), 16))
+        elif char == "\\" and (m := _UNICODE_ESCAPE.match(text, position)):
+            consumed, decoded = 6, chr(int(m.group(1), 16))
+        elif char == "&" and (m := _HTML_REF.match(text, position)):
+            ref = m.group(1)
+            consumed, decoded = m.end() - position, chr(int(ref[1:], 16) if ref[0] == "x" else int(ref))
+        if not decoded.isascii():
+            if unicodedata.category(decoded) == "Cf":
+                decoded = ""
+            elif unicodedata.category(decoded) == "Zs":
+                decoded = " "
+            else:
+                decoded = unicodedata.normalize("NFKC", decoded)
+        for piece in decoded:
+            out.append(piece)
+            index.append(position)
+        position += consumed
+    return "".join(out), index
+
+
+@dataclass(frozen=True)
+class ResponsePolicy:
+    """What to do with personal data in answers that the caller did not send."""
+
+    redact_types: tuple[str, ...] = STRUCTURED_TYPES
+
+    @property
+    def active(self) -> bool:
+        return bool(self.redact_types)
+
+
+@dataclass
+class Finding:
+    start: int
+    end: int
+    entity_type: str
+
+
+def find_values(text: str, policy: ResponsePolicy, allowed: Iterable[str] = ()) -> list[Finding]:
+    """Structured values in ``text`` (offsets in ``text``), found in its decoded view."""
+    view, index = decoded_view(text)
+    allowed_keys = {re.sub(r"\W", "", a).casefold() for a in allowed}
+    findings: list[Finding] = []
+    for entity_type in policy.redact_types:
+        pattern = PATTERNS.get(entity_type)
+        if pattern is None:
+            continue
+        for match in pattern.finditer(view):
+            value = match.group(0).strip()
+            if not value or not _valid(entity_type, value):
+                continue
+            if re.sub(r"\W", "", value).casefold() in allowed_keys:
+                continue  # the caller's own value, written out by the model
+            start = index[match.start()]
+            end = index[match.end() - 1] + 1
+            end = _extend_to_encoding(text, end)
+            findings.append(Finding(start, end, entity_type))
+    return _merge(findings)
+
+
+def _extend_to_encoding(text: str, end: int) -> int:
+    """If the last decoded character came from an escape sequence, include all of it."""
+    for pattern in (_PERCENT, _UNICODE_ESCAPE, _HTML_REF):
+        for back in range(1, 10):
+            start = end - back
+            if start < 0:
+                break
+            m = pattern.match(text, start)
+            if m and m.start() < end <= m.end():
+                return m.end()
+    return end
+
+
+def _merge(findings: list[Finding]) -> list[Finding]:
+    merged: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if merged and finding.start < merged[-1].end:
+            merged[-1].end = max(merged[-1].end, finding.end)
+        else:
+            merged.append(finding)
+    return merged
+
+
+def redact_values(text: str, policy: ResponsePolicy, allowed: Iterable[str] = ()) -> str:
+    """``text`` with every value the caller did not send replaced by ``<TYPE_REDACTED>``."""
+    findings = find_values(text, policy, allowed)
+    if not findings:
+        return text
+    pieces, cursor = [], 0
+    for finding in findings:
+        pieces += [text[cursor : finding.start], f"<{finding.entity_type}_REDACTED>"]
+        cursor = finding.end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+@dataclass
+class StreamGuard:
+    """One streamed field: emits text once it cannot be part of a value any more."""
+
+    policy: ResponsePolicy
+    allowed: tuple[str, ...] = ()
+    _pending: str = field(default="", init=False)
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._pending)
+
+    def feed(self, piece: str) -> str:
+        text = self._pending + piece
+        hold = _hold_start(text)
+        for finding in find_values(text, self.policy, self.allowed):
+            if finding.end > hold and finding.start < hold:
+                hold = finding.start  # a value that may still grow: keep all of it
+        emitted = redact_values(text[:hold], self.policy, self.allowed)
+        self._pending = text[hold:]
+        return emitted
+
+    def flush(self) -> str:
+        text, self._pending = self._pending, ""
+        return redact_values(text, self.policy, self.allowed)
+
+
+def _hold_start(text: str) -> int:
+    """Where the tail that could still become (part of) a value begins (at most MAX_HOLD back).
+
+    The last word is held until whitespace ends it (``jane`` may still become ``jane@x.org``); a
+    run of number groups before it is held too (``4111 1111 11`` may still become a card).
+    """
+    if text and not text[-1].isspace() and not _CONTINUES_A_VALUE.match(text[-1]):
+        return len(text)  # "...>", "...!", "...,": the word is finished, nothing can grow from it
+    floor = max(0, len(text) - MAX_HOLD)
+    start = len(text)
+    while start > floor and not text[start - 1].isspace():
+        start -= 1
+    # then number groups separated by single spaces, while the held part starts with one
+    while start > floor:
+        gap = start - 1
+        if not text[gap].isspace() or gap == 0 or text[gap - 1].isspace():
+            break
+        held_head = text[start:].split(None, 1)[0] if text[start:].strip() else ""
+        if held_head and not (_NUMBER_GROUP.fullmatch(held_head) or _GROUP_OPENING.fullmatch(held_head)):
+            break
+        previous = gap
+        while previous > floor and not text[previous - 1].isspace():
+            previous -= 1
+        if not _NUMBER_GROUP.fullmatch(text[previous:gap]):
+            break
+        start = previous
+    return max(start, floor)
