@@ -39,7 +39,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 STRUCTURED_TYPES = tuple(PATTERNS)
 
 # a whitespace-separated group that can be part of a number written in groups (cards, phones, IBANs)
-_NUMBER_GROUP = re.compile(r"[+(]?[\w()\-./]*\d[\w()\-./]*")
+_NUMBER_GROUP = re.compile(r"[+(]?[\w()\-./]*\d[\w()\-./]*|[A-Z0-9]{1,6}")  # digits, or an IBAN's letters
 # characters after which a value may still continue (a word ending otherwise is finished)
 _CONTINUES_A_VALUE = re.compile(r"[\w.@%+\-()&#;\\/]")
 _GROUP_OPENING = re.compile(r"[+(\-]+")  # "(" of "(415)" before its digits arrive
@@ -211,13 +211,17 @@ class StreamGuard:
         return redact_values(text, self.policy, self.allowed)
 
 
+def _continues_a_value(char: str) -> bool:
+    return bool(_CONTINUES_A_VALUE.match(char)) or unicodedata.category(char) == "Cf"
+
+
 def _hold_start(text: str) -> int:
     """Where the tail that could still become (part of) a value begins (at most MAX_HOLD back).
 
     The last word is held until whitespace ends it (``jane`` may still become ``jane@x.org``); a
     run of number groups before it is held too (``4111 1111 11`` may still become a card).
     """
-    if text and not text[-1].isspace() and not _CONTINUES_A_VALUE.match(text[-1]):
+    if text and not text[-1].isspace() and not _continues_a_value(text[-1]):
         return len(text)  # "...>", "...!", "...,": the word is finished, nothing can grow from it
     floor = max(0, len(text) - MAX_HOLD)
     start = len(text)

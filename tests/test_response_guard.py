@@ -1,0 +1,157 @@
+"""Personal data the model produces: redacted in whole answers and in streams, however it is split."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from redaction import PlaceholderMap, ResponsePolicy, StreamGuard, redact_values
+from redaction.response_guard import MAX_HOLD
+from tests.fake_upstream import chunk, sse
+from tests.test_proxy_chat import chat_url, chunks_of, streamed_content, user_body
+
+INJECTED = {
+    "EMAIL_ADDRESS": "mallory.stone@example.net",
+    "PHONE_NUMBER": "+1 (415) 555-0199",
+    "CREDIT_CARD": "4012 8888 8888 1881",
+    "IBAN_CODE": "GB82 WEST 1234 5698 7654 32",
+    "US_SSN": "901-23-4567",
+    "IP_ADDRESS": "203.0.113.77",
+}
+POLICY = ResponsePolicy()
+
+
+def stream(guard: StreamGuard, pieces: list[str]) -> tuple[str, list[str]]:
+    emitted = [guard.feed(piece) for piece in pieces]
+    emitted.append(guard.flush())
+    return "".join(emitted), emitted
+
+
+def assert_never_partially_emitted(emitted: list[str], value: str) -> None:
+    """No prefix of the value (3+ characters) ever reaches the client before the redaction."""
+    so_far = ""
+    for piece in emitted:
+        so_far += piece
+        for size in range(3, len(value) + 1):
+            assert value[:size] not in so_far, (value[:size], so_far)
+
+
+@pytest.mark.parametrize(("entity_type", "value"), INJECTED.items())
+def test_whole_text_values_are_redacted(entity_type: str, value: str):
+    assert redact_values(f"Contact: {value}. Bye", POLICY) == f"Contact: <{entity_type}_REDACTED>. Bye"
+
+
+@pytest.mark.parametrize(("entity_type", "value"), INJECTED.items())
+def test_values_split_at_every_offset_are_redacted_and_never_partly_emitted(entity_type: str, value: str):
+    text = f"Sure, write to {value} today."
+    for cut in range(1, len(text)):
+        for second_cut in (None, min(len(text) - 1, cut + 3)):
+            pieces = [text[:cut], text[cut:]] if second_cut is None or second_cut <= cut else [
+                text[:cut], text[cut:second_cut], text[second_cut:]
+            ]  # fmt: skip
+            out, emitted = stream(StreamGuard(POLICY), pieces)
+            assert out == f"Sure, write to <{entity_type}_REDACTED> today.", (cut, second_cut)
+            assert_never_partially_emitted(emitted, value)
+
+
+def test_one_character_per_event_and_random_splits():
+    text = " ".join(f"{k}: {v}." for k, v in INJECTED.items())
+    expected = " ".join(f"{k}: <{k}_REDACTED>." for k in INJECTED)
+    out, emitted = stream(StreamGuard(POLICY), list(text))
+    assert out == expected
+    for value in INJECTED.values():
+        assert_never_partially_emitted(emitted, value)
+    rng = random.Random(7)
+    for _ in range(50):
+        cuts = sorted(rng.sample(range(1, len(text)), 12))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        assert stream(StreamGuard(POLICY), pieces)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "disguised",
+    [
+        "mallory.stone%40example.net",
+        "mallory.stone\\u0040example.net",
+        "mallory.stone&#64;example.net",
+        "mallory\u200b.stone@example.net",
+        "\uff4d\uff41\uff4c\uff4c\uff4f\uff52\uff59@example.net",
+        "4012\u00a08888\u00a08888\u00a01881",
+    ],
+)
+def test_encoded_and_disguised_values_are_decoded_before_matching(disguised: str):
+    out, emitted = stream(StreamGuard(POLICY), list(f"See {disguised} now"))
+    assert out.startswith("See <") and out.endswith("_REDACTED> now"), out
+
+
+def test_the_callers_own_values_written_out_pass():
+    assert redact_values("Mail jane.roe@example.com", POLICY, allowed=["jane.roe@example.com"]) == (
+        "Mail jane.roe@example.com"
+    )
+
+
+def test_ordinary_text_flows_with_a_small_delay():
+    text = "The meeting moved to Thursday afternoon, room 4, and the agenda is unchanged. " * 3
+    guard = StreamGuard(POLICY)
+    emitted, lag = "", 0
+    for position, char in enumerate(text):
+        emitted += guard.feed(char)
+        lag = max(lag, position + 1 - len(emitted))
+    assert emitted + guard.flush() == text
+    assert lag <= 12  # about one word, never MAX_HOLD
+    assert MAX_HOLD >= 64
+
+
+async def test_injected_values_in_any_delta_field_never_reach_the_client(proxy, upstream, http):
+    secret = INJECTED["EMAIL_ADDRESS"]
+
+    async def inject(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        own = body["messages"][-1]["content"].split("is ")[1].rstrip(".")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        text = f"Your address {own} is noted; also try {secret}%20or {secret.replace('@', '%40')}."
+        for char in text:
+            await response.write(sse(chunk({"content": char, "x_note": char})))
+        await response.write(sse(chunk({}, "stop")))
+        await response.write(sse("[DONE]"))
+        return response
+
+    upstream.fake.behaviour = inject
+    body = user_body("My address is jane.roe@example.com.", stream=True)
+    async with http.post(chat_url(proxy), json=body) as response:
+        raw = await response.read()
+    chunks = chunks_of(raw)
+    content = streamed_content(chunks)
+    note = "".join(c["choices"][0]["delta"].get("x_note", "") for c in chunks if c["choices"])
+    for text in (content, note):
+        assert "jane.roe@example.com" in text  # the caller's own value comes back
+        assert "mallory" not in text and "example.net" not in text, text
+        assert text.count("<EMAIL_ADDRESS_REDACTED>") == 2
+
+
+async def test_restore_only_policy_passes_model_values(make_proxy, upstream, http):
+    proxy = await make_proxy(response_redact_types=[])
+
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response(
+            {"choices": [{"index": 0, "message": {"role": "assistant", "content": INJECTED["US_SSN"]}}]}
+        )
+
+    upstream.fake.behaviour = answer
+    async with http.post(chat_url(proxy), json=user_body("Hello.")) as response:
+        assert (await response.json())["choices"][0]["message"]["content"] == INJECTED["US_SSN"]
+
+
+def test_tool_arguments_stay_valid_json_when_a_value_is_redacted():
+    mapping = PlaceholderMap()
+    mapping.response_policy = POLICY
+    from redaction.restore import StreamRestorer
+
+    restorer = StreamRestorer(mapping, json_escape=True)
+    arguments = json.dumps({"to": INJECTED["EMAIL_ADDRESS"], "phone": INJECTED["PHONE_NUMBER"]})
+    out = "".join(restorer.feed(c) for c in arguments) + restorer.flush()
+    assert json.loads(out) == {"to": "<EMAIL_ADDRESS_REDACTED>", "phone": "<PHONE_NUMBER_REDACTED>"}
