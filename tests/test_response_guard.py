@@ -84,7 +84,7 @@ def test_one_character_per_event_and_random_splits():
     ],
 )
 def test_encoded_and_disguised_values_are_decoded_before_matching(disguised: str):
-    out, emitted = stream(StreamGuard(POLICY), list(f"See {disguised} now"))
+    out, _emitted = stream(StreamGuard(POLICY), list(f"See {disguised} now"))
     assert out.startswith("See <") and out.endswith("_REDACTED> now"), out
 
 
