@@ -2,12 +2,12 @@
 # The public conformance check: the proxy in front of the benchmark's capture upstream on
 # 127.0.0.1:8765 must report CLEAN (exit 0) for profile pii-v1.
 set -euo pipefail
-VENV=${VENV:-.venv}
+VENV=$(cd "${VENV:-.venv}" && pwd)
 work=$(mktemp -d)
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 (
   cd "$work"
-  PRIVACY_PROXY_DETECTOR_WORKERS=1 exec "$OLDPWD/$VENV/bin/privacy-proxy" serve \
+  PRIVACY_PROXY_DETECTOR_WORKERS=1 exec "$VENV/bin/privacy-proxy" serve \
     --upstream http://127.0.0.1:8765/v1 --port "$port" >"$work/proxy.log" 2>&1
 ) &
 proxy_pid=$!

@@ -6,6 +6,7 @@ from typing import Any
 
 from redaction.api_format import ApiFormat, Event
 from redaction.placeholders import PlaceholderMap
+from redaction.response_guard import redact_values
 from redaction.restore import StreamRestorer, restore_text
 from redaction.walker import WalkRules, map_strings
 
@@ -48,7 +49,10 @@ def _restore(text: str, key: str | None, mapping: PlaceholderMap) -> str:
     # Thinking text is signed by the provider and must be sent back unchanged in later turns: it
     # keeps its placeholders, so the client never holds (and resends) it with real values.
     if key == "thinking":
-        return text
+        # values the model made up are still redacted (privacy first: a redaction there breaks
+        # that turn's signature, which an operator can avoid with response_redact_types: [])
+        policy = mapping.response_policy
+        return redact_values(text, policy, mapping.caller_values()) if policy is not None and policy.active else text
     return restore_text(text, mapping, json_escape=key == "partial_json")
 
 
