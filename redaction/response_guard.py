@@ -196,6 +196,10 @@ class StreamGuard:
     def holding(self) -> bool:
         return bool(self._pending)
 
+    @property
+    def held_chars(self) -> int:
+        return len(self._pending)
+
     def feed(self, piece: str) -> str:
         text = self._pending + piece
         hold = _hold_start(text)

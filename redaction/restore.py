@@ -52,6 +52,11 @@ class StreamRestorer:
         self._guard: StreamGuard | None = None
 
     @property
+    def held_chars(self) -> int:
+        """Characters of the upstream's text received but not emitted yet (the stream's delay)."""
+        return len(self._held) + (self._guard.held_chars if self._guard is not None else 0)
+
+    @property
     def holding(self) -> bool:
         return bool(self._held) or (self._guard is not None and self._guard.holding)
 
