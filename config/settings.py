@@ -51,6 +51,7 @@ class UpstreamConfig(BaseModel):
     connect_timeout: float | None = Field(None, gt=0)
     read_timeout: float | None = Field(None, gt=0)
     response_redact_types: list[str] | None = Field(None, description="Overrides the global setting for this upstream")
+    response_block_types: list[str] | None = Field(None, description="Overrides the global setting for this upstream")
 
     _check_url = field_validator("url")(classmethod(lambda cls, value: _http_url(value)))
 
@@ -115,6 +116,9 @@ class Settings(BaseSettings):
         description="Personal data in answers that the caller did not send is redacted for these types "
         f"(any of {', '.join(RESPONSE_TYPES)}); [] restores the caller's values only",
     )
+    response_block_types: list[str] = Field(
+        default_factory=list, description="An answer holding a made-up value of these types is refused (502)"
+    )
     detector_workers: int = Field(default_factory=_default_workers, ge=1)
     detection_timeout: float = Field(30.0, gt=0, description="Slower detection fails closed and restarts the workers")
     max_inspected_chars: int = Field(
@@ -139,7 +143,7 @@ class Settings(BaseSettings):
     def _key_sources(self) -> Settings:
         return _check_key_sources(self)
 
-    @field_validator("response_redact_types")
+    @field_validator("response_redact_types", "response_block_types")
     @classmethod
     def _known_response_types(cls, value: list[str]) -> list[str]:
         unknown = sorted(set(value) - set(RESPONSE_TYPES))

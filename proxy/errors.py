@@ -50,6 +50,12 @@ class UpstreamBroken(ProxyError):
     status, error_type, code = 502, "upstream_error", "upstream_bad_response"
 
 
+class AnswerRefused(ProxyError):
+    """The upstream's answer holds personal data of a type the response policy blocks."""
+
+    status, error_type, code = 502, "upstream_error", "answer_blocked"
+
+
 class UpstreamTimeout(ProxyError):
     status, error_type, code = 504, "upstream_error", "upstream_timeout"
 

@@ -12,10 +12,10 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy.errors import ErrorStyle, ProxyError, UpstreamBroken, UpstreamTimeout, error_json
+from proxy.errors import AnswerRefused, ErrorStyle, ProxyError, UpstreamBroken, UpstreamTimeout, error_json
 from proxy.exchange import Exchange
 from proxy.sse import SSEDecoder, SSEEvent, encode_event
-from redaction import EventRestorer, PlaceholderMap, json_bytes, restore_text
+from redaction import AnswerBlocked, EventRestorer, PlaceholderMap, json_bytes, restore_text
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,12 @@ class EventRelay:
             await self._write(encode_event("[DONE]"))
         self.done = True
 
-    async def abort(self, error: ProxyError) -> None:
-        """The stream cannot go on: tell the client in-band (the status line is already sent)."""
+    async def abort(self, error: ProxyError, *, release: bool = True) -> None:
+        """The stream cannot go on: tell the client in-band (the status line is already sent).
+
+        ``release=False``: what is held back is dropped (it holds the value that was blocked)."""
         try:
-            for name, restored in self.restorer.finish():
+            for name, restored in self.restorer.finish() if release else ():
                 await self._write_json(restored, name)
         except Exception as exc:
             log.error("releasing held-back text failed: %s", type(exc).__name__)
@@ -109,6 +111,10 @@ async def relay_stream(
         await relay.finish()
     except ConnectionResetError:
         exchange.fail(499, "client_disconnected")
+    except AnswerBlocked as exc:
+        error = AnswerRefused(str(exc))
+        exchange.fail(error.status, error.code)
+        await relay.abort(error, release=False)
     except (TimeoutError, aiohttp.ClientError) as exc:
         error: ProxyError = (
             UpstreamTimeout("the upstream stopped sending")

@@ -61,6 +61,9 @@ class Upstream:
         self.response_redact_types = (
             settings.response_redact_types if config.response_redact_types is None else config.response_redact_types
         )
+        self.response_block_types = (
+            settings.response_block_types if config.response_block_types is None else config.response_block_types
+        )
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=config.connect_timeout or settings.upstream_connect_timeout,

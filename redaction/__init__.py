@@ -11,7 +11,7 @@ from redaction.pipeline import Redaction, Redactor, json_bytes
 from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap, PlaceholderStore
 from redaction.pool import DetectorPool
 from redaction.pseudonymize import TermLists
-from redaction.response_guard import STRUCTURED_TYPES, ResponsePolicy, StreamGuard, redact_values
+from redaction.response_guard import STRUCTURED_TYPES, AnswerBlocked, ResponsePolicy, StreamGuard, redact_values
 from redaction.restore import StreamRestorer, restore_text
 from redaction.spans import Span
 from redaction.vault import PlaceholderVault
@@ -26,6 +26,7 @@ __all__ = [
     "PLACEHOLDER_RE",
     "RESPONSES",
     "STRUCTURED_TYPES",
+    "AnswerBlocked",
     "ApiFormat",
     "ChatStreamRestorer",
     "DetectionTimeout",

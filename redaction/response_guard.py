@@ -18,6 +18,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from redaction.errors import RedactionError
+
 # Longest tail held back while it could still be (part of) a value, in characters of the answer.
 MAX_HOLD = 96
 
@@ -108,15 +110,25 @@ def decoded_view(text: str) -> tuple[str, list[int]]:
     return "".join(out), index
 
 
+class AnswerBlocked(RedactionError):
+    """The answer holds a value of a type the policy blocks; the message names the type only."""
+
+
 @dataclass(frozen=True)
 class ResponsePolicy:
-    """What to do with personal data in answers that the caller did not send."""
+    """What to do with personal data in answers that the caller did not send: redact it, or
+    block the whole answer (types in both lists are blocked); any other type passes."""
 
     redact_types: tuple[str, ...] = STRUCTURED_TYPES
+    block_types: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
-        return bool(self.redact_types)
+        return bool(self.redact_types or self.block_types)
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.block_types, *self.redact_types)))
 
 
 @dataclass
@@ -131,7 +143,7 @@ def find_values(text: str, policy: ResponsePolicy, allowed: Iterable[str] = ()) 
     view, index = decoded_view(text)
     allowed_keys = {re.sub(r"\W", "", a).casefold() for a in allowed}
     findings: list[Finding] = []
-    for entity_type in policy.redact_types:
+    for entity_type in policy.types:
         pattern = PATTERNS.get(entity_type)
         if pattern is None:
             continue
@@ -171,11 +183,18 @@ def _merge(findings: list[Finding]) -> list[Finding]:
     return merged
 
 
+def _refuse_blocked(findings: list[Finding], policy: ResponsePolicy) -> None:
+    for finding in findings:
+        if finding.entity_type in policy.block_types:
+            raise AnswerBlocked(f"the answer contained a value of type {finding.entity_type}, which the policy blocks")
+
+
 def redact_values(text: str, policy: ResponsePolicy, allowed: Iterable[str] = ()) -> str:
     """``text`` with every value the caller did not send replaced by ``<TYPE_REDACTED>``."""
     findings = find_values(text, policy, allowed)
     if not findings:
         return text
+    _refuse_blocked(findings, policy)
     pieces, cursor = [], 0
     for finding in findings:
         pieces += [text[cursor : finding.start], f"<{finding.entity_type}_REDACTED>"]
@@ -206,6 +225,8 @@ class StreamGuard:
         for finding in find_values(text, self.policy, self.allowed):
             if finding.end > hold and finding.start < hold:
                 hold = finding.start  # a value that may still grow: keep all of it
+            elif finding.end <= hold:
+                _refuse_blocked([finding], self.policy)
         emitted = redact_values(text[:hold], self.policy, self.allowed)
         self._pending = text[hold:]
         return emitted

@@ -155,3 +155,40 @@ def test_tool_arguments_stay_valid_json_when_a_value_is_redacted():
     arguments = json.dumps({"to": INJECTED["EMAIL_ADDRESS"], "phone": INJECTED["PHONE_NUMBER"]})
     out = "".join(restorer.feed(c) for c in arguments) + restorer.flush()
     assert json.loads(out) == {"to": "<EMAIL_ADDRESS_REDACTED>", "phone": "<PHONE_NUMBER_REDACTED>"}
+
+
+async def test_a_blocked_type_refuses_a_whole_answer(make_proxy, upstream, http):
+    proxy = await make_proxy(response_block_types=["CREDIT_CARD"])
+
+    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        content = f"Use card {INJECTED['CREDIT_CARD']}."
+        return web.json_response({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]})
+
+    upstream.fake.behaviour = answer
+    async with http.post(chat_url(proxy), json=user_body("Hello.")) as response:
+        assert response.status == 502
+        payload = await response.json()
+    assert payload["error"]["code"] == "answer_blocked" and "4012" not in json.dumps(payload)
+    [record] = await proxy.records()
+    assert (record.status, record.outcome) == (502, "answer_blocked")
+
+
+async def test_a_blocked_type_ends_a_stream_before_any_of_the_value(make_proxy, upstream, http):
+    proxy = await make_proxy(response_block_types=["US_SSN"])
+    value = INJECTED["US_SSN"]
+
+    async def stream_it(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for char in f"The number is {value} as requested. More text follows.":
+            await response.write(sse(chunk({"content": char})))
+        await response.write(sse(chunk({}, "stop")))
+        await response.write(sse("[DONE]"))
+        return response
+
+    upstream.fake.behaviour = stream_it
+    async with http.post(chat_url(proxy), json=user_body("Hello.", stream=True)) as response:
+        raw = await response.read()
+    text = raw.decode()
+    assert "answer_blocked" in text and "[DONE]" not in text
+    assert "901" not in text and "4567" not in text and "More text" not in text
