@@ -3,21 +3,8 @@
 # 127.0.0.1:8799, every 2-part split of every injected value, partial-emission pass, fixed seed.
 # The command exits 0 even when the gateway fails: the verdict is read from its JSON reports.
 set -euo pipefail
-VENV=$(cd "${VENV:-.venv}" && pwd)
-work=$(mktemp -d)
-port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(
-  cd "$work"
-  PRIVACY_PROXY_DETECTOR_WORKERS=2 exec "$VENV/bin/privacy-proxy" serve \
-    --upstream http://127.0.0.1:8799/v1 --port "$port" >"$work/proxy.log" 2>&1
-) &
-proxy_pid=$!
-trap 'kill "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
-  kill -0 "$proxy_pid" 2>/dev/null || { cat "$work/proxy.log"; exit 1; }
-  sleep 0.5
-done
+. "$(dirname "$0")/proxy-lib.sh"
+start_proxy http://127.0.0.1:8799/v1 2
 
 # --gateway-url is POSTed to as it is: give the full chat completions URL
 "$VENV/bin/pii-leak-benchmark-v2" --out "$work/out" --only privacy-proxy --seed 20261126 \
