@@ -14,6 +14,15 @@ if TYPE_CHECKING:
 PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
 
 
+WORD_RE = re.compile(r"[^\W_]+")
+
+
+def first_word(value: str) -> str | None:
+    """The first run of letters and digits of ``value``, case-folded (the lookup key)."""
+    match = WORD_RE.search(value)
+    return match.group(0).casefold() if match else None
+
+
 def normalise_value(value: str) -> str:
     """The key under which two spellings of one value share a placeholder."""
     return " ".join(value.split()).casefold()
@@ -32,15 +41,11 @@ class PlaceholderStore:
         self._next: Counter[str] = Counter()
         self._prefixes: frozenset[str] | None = None
         self._contexts: dict[str, tuple[float, dict[str, tuple[str, str]]]] = {}  # response id -> entries
-        self._version = 0  # bumped whenever the set of values changes
-        self._memo: dict[str, tuple[int, Any]] = {}
+        self._by_first_word: dict[str, set[str]] = {}  # finds earlier values in new text fast
 
-    def memo(self, name: str, build: Callable[[list[str]], Any]) -> Any:
-        """``build(values)``, cached until the values change (patterns over every known value)."""
-        cached = self._memo.get(name)
-        if cached is None or cached[0] != self._version:
-            cached = self._memo[name] = (self._version, build(list(self._originals.values())))
-        return cached[1]
+    def values_starting_with(self, token: str) -> list[str]:
+        """Values whose first word (letters and digits, case-folded) is ``token``."""
+        return [self._originals[p] for p in self._by_first_word.get(token, ())]
 
     def lookup(self, key: str) -> str | None:
         return self._by_key.get(key)
@@ -57,7 +62,8 @@ class PlaceholderStore:
         self._originals[placeholder] = value
         self._types[placeholder] = entity_type
         self._prefixes = None
-        self._version += 1
+        if (word := first_word(value)) is not None:
+            self._by_first_word.setdefault(word, set()).add(placeholder)
         return placeholder
 
     def original(self, placeholder: str) -> str | None:
@@ -93,9 +99,10 @@ class PlaceholderStore:
             key = normalise_value(value)
             if self._by_key.get(key) == placeholder:
                 del self._by_key[key]
+            if (word := first_word(value)) is not None:
+                self._by_first_word.get(word, set()).discard(placeholder)
         if stale:
             self._prefixes = None
-            self._version += 1
         old_contexts = [rid for rid, (used, _) in self._contexts.items() if used < unused_since]
         if len(self._contexts) - len(old_contexts) > max_entries:
             by_age = sorted(
@@ -177,9 +184,9 @@ class PlaceholderMap:
         """Every value of the client's store: values found in earlier requests are replaced here too."""
         return self._store.values()
 
-    def known_values_memo(self, name: str, build: Callable[[list[str]], Any]) -> Any:
-        """Something built from every known value (a regex), cached while they do not change."""
-        return self._store.memo(name, build)
+    def values_starting_with(self, token: str) -> list[str]:
+        """Known values (the client's, across requests) whose first word is ``token``."""
+        return self._store.values_starting_with(token)
 
     def caller_values(self) -> list[str]:
         """Values the caller sent (this exchange's): the model may write them out as they are."""

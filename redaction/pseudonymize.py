@@ -6,8 +6,9 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from redaction.placeholders import PlaceholderMap, normalise_value
+from redaction.placeholders import WORD_RE, PlaceholderMap, normalise_value
 from redaction.spans import Span, resolve_overlaps
 
 DENY_LIST_ENTITY = "SENSITIVE_TERM"
@@ -67,14 +68,13 @@ class Pseudonymizer:
 
         # A value found once is replaced everywhere: the detector may miss the same name in a
         # context that gives it fewer clues (a bare "name" field, a tool argument).
-        everywhere = mapping.known_values_memo("everywhere", _propagation_pattern)
         result = []
         for text, spans in zip(texts, own, strict=True):
-            if everywhere is not None:
-                extra = [
-                    Span(m.start(), m.end(), types.get(normalise_value(m.group(0)), DENY_LIST_ENTITY), 0.0)
-                    for m in everywhere.finditer(text)
-                ]
+            extra = [
+                Span(start, end, types.get(normalise_value(text[start:end]), DENY_LIST_ENTITY), 0.0)
+                for start, end in _known_value_occurrences(text, mapping)
+            ]
+            if extra:
                 spans = resolve_overlaps([*spans, *extra])
             result.append(_splice(text, spans, mapping))
         return result
@@ -94,8 +94,28 @@ def _splice(text: str, spans: Sequence[Span], mapping: PlaceholderMap) -> str:
     return "".join(pieces)
 
 
-def _propagation_pattern(values: list[str]) -> re.Pattern[str] | None:
-    return _term_pattern(v for v in values if len(v.strip()) >= MIN_PROPAGATED_LENGTH)
+@lru_cache(maxsize=65_536)
+def _value_pattern(value: str) -> tuple[re.Pattern[str], int]:
+    """(pattern, lead): the value word-bounded, case-insensitive, any whitespace run; ``lead`` is
+    how many characters come before its first word (``+`` of ``+1 212 ...``)."""
+    pattern = _term_pattern([value])
+    assert pattern is not None
+    match = WORD_RE.search(value)
+    return pattern, match.start() if match else 0
+
+
+def _known_value_occurrences(text: str, mapping: PlaceholderMap) -> list[tuple[int, int]]:
+    """Where known values occur in ``text``: each word is looked up, so the cost does not grow
+    with the number of values a client has sent (a regex over all of them would)."""
+    found = []
+    for word in WORD_RE.finditer(text):
+        for value in mapping.values_starting_with(word.group(0).casefold()):
+            if len(value.strip()) < MIN_PROPAGATED_LENGTH:
+                continue
+            pattern, lead = _value_pattern(value)
+            if word.start() >= lead and (match := pattern.match(text, word.start() - lead)):
+                found.append((match.start(), match.end()))
+    return found
 
 
 def _escaped_forms_pattern(values: list[str]) -> re.Pattern[str] | None:

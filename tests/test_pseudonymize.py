@@ -188,3 +188,13 @@ def test_empty_input():
     assert out == [] and not mapping
     out, mapping = run(["", "plain text"], [[], []])
     assert out == ["", "plain text"] and not mapping
+
+
+def test_known_values_are_found_by_their_first_word_whatever_their_shape():
+    from redaction import PlaceholderMap
+
+    mapping = PlaceholderMap()
+    phone = mapping.placeholder_for("+1 212 555 0147", "PHONE_NUMBER")
+    email = mapping.placeholder_for("jane.roe@example.com", "EMAIL_ADDRESS")
+    [out] = Pseudonymizer().apply(["call +1  212 555 0147 or mail_JANE.ROE@example.com, not jane.roes"], [[]], mapping)
+    assert out == f"call {phone} or mail_{email}, not jane.roes"
