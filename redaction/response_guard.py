@@ -23,12 +23,21 @@ from redaction.errors import RedactionError
 # Longest tail held back while it could still be (part of) a value, in characters of the answer.
 MAX_HOLD = 96
 
-_EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+# the local part is bounded (64, as in RFC 5321) so that a long run without "@" stays linear
+_EMAIL = r"(?<![\w.%+\-])[\w.%+\-]{1,64}@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}"
 _CARD = r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)"
-_IBAN = r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b"
-_SSN = r"(?<!\d)\d{3}[- ]?\d{2}[- ]?\d{4}(?!\d)"
-_PHONE = r"(?<![\w+])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|\d{2,4}[ .\-])\d{3,4}[ .\-]?\d{3,4}(?!\d)"
+_IBAN = r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])"
+_SSN = r"(?<!\d)(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4})(?!\d)"
+_PHONE = (
+    r"(?<![\d+])(?:"
+    r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,5}\)[ .\-]?|\d{2,5}[ .\-])\d{3,4}[ .\-]?\d{3,4}"
+    r"|\+\d{8,15}"  # international, no separators
+    r"|[2-9]\d{2}[2-9]\d{6}"  # North American, ten digits
+    r")(?!\d|\.\d)"
+)
 _IPV4 = r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)"
+# addresses that identify nobody: loopback, unspecified, netmasks and broadcast
+_NOT_PERSONAL_IPS = re.compile(r"127\..*|0\.0\.0\.0|255\..*")
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile(_EMAIL),
@@ -68,6 +77,11 @@ def _iban_valid(text: str) -> bool:
 
 
 def _valid(entity_type: str, text: str) -> bool:
+    if entity_type == "PHONE_NUMBER":
+        # with a country code from 8 digits, else from 10: "123 456 789" is a number, not a phone
+        return (8 if text.startswith("+") else 10) <= sum(c.isdigit() for c in text) <= 15
+    if entity_type == "IP_ADDRESS":
+        return not _NOT_PERSONAL_IPS.fullmatch(text)
     if entity_type == "CREDIT_CARD":
         digits = re.sub(r"\D", "", text)
         return 13 <= len(digits) <= 19 and _luhn(digits)
@@ -79,6 +93,8 @@ def _valid(entity_type: str, text: str) -> bool:
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
 _HTML_REF = re.compile(r"&#(x[0-9A-Fa-f]+|\d+);")
+_JSON_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "/": "/"}
+_DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d")
 
 
 def decoded_view(text: str) -> tuple[str, list[int]]:
@@ -93,6 +109,8 @@ def decoded_view(text: str) -> tuple[str, list[int]]:
             consumed, decoded = 3, chr(int(m.group(1), 16))
         elif char == "\\" and (m := _UNICODE_ESCAPE.match(text, position)):
             consumed, decoded = 6, chr(int(m.group(1), 16))
+        elif char == "\\" and position + 1 < len(text) and text[position + 1] in _JSON_ESCAPES:
+            consumed, decoded = 2, _JSON_ESCAPES[text[position + 1]]  # "\n" in tool-argument JSON
         elif char == "&" and (m := _HTML_REF.match(text, position)):
             ref = m.group(1)
             consumed, decoded = m.end() - position, chr(int(ref[1:], 16) if ref[0] == "x" else int(ref))
@@ -101,6 +119,8 @@ def decoded_view(text: str) -> tuple[str, list[int]]:
                 decoded = ""
             elif unicodedata.category(decoded) == "Zs":
                 decoded = " "
+            elif decoded in _DASHES:
+                decoded = "-"
             else:
                 decoded = unicodedata.normalize("NFKC", decoded)
         for piece in decoded:
@@ -143,6 +163,7 @@ def find_values(text: str, policy: ResponsePolicy, allowed: Iterable[str] = ()) 
     view, index = decoded_view(text)
     allowed_keys = {re.sub(r"\W", "", a).casefold() for a in allowed}
     findings: list[Finding] = []
+    callers: list[Finding] = []  # the caller's own values, written out by the model: they pass
     for entity_type in policy.types:
         pattern = PATTERNS.get(entity_type)
         if pattern is None:
@@ -151,12 +172,12 @@ def find_values(text: str, policy: ResponsePolicy, allowed: Iterable[str] = ()) 
             value = match.group(0).strip()
             if not value or not _valid(entity_type, value):
                 continue
-            if re.sub(r"\W", "", value).casefold() in allowed_keys:
-                continue  # the caller's own value, written out by the model
             start = index[match.start()]
-            end = index[match.end() - 1] + 1
-            end = _extend_to_encoding(text, end)
-            findings.append(Finding(start, end, entity_type))
+            end = _extend_to_encoding(text, index[match.end() - 1] + 1)
+            own = re.sub(r"\W", "", value).casefold() in allowed_keys
+            (callers if own else findings).append(Finding(start, end, entity_type))
+    # a phone number inside the caller's own card number is not a new value
+    findings = [f for f in findings if not any(c.start <= f.start and f.end <= c.end for c in callers)]
     return _merge(findings)
 
 
@@ -236,8 +257,16 @@ class StreamGuard:
         return redact_values(text, self.policy, self.allowed)
 
 
+def _strip_quotes(word: str) -> str:
+    """A group as written in markdown or prose: **(415), `123, "NL91, :020 -> the group itself."""
+    return unicodedata.normalize("NFKC", word).lstrip("*_`\"'[:;,<{").rstrip("*_`\"'],;>}")
+
+
 def _continues_a_value(char: str) -> bool:
-    return bool(_CONTINUES_A_VALUE.match(char)) or unicodedata.category(char) == "Cf"
+    if char in _DASHES or unicodedata.category(char) == "Cf":
+        return True
+    folded = unicodedata.normalize("NFKC", char) if not char.isascii() else char
+    return bool(folded) and bool(_CONTINUES_A_VALUE.match(folded[0]))
 
 
 def _hold_start(text: str) -> int:
@@ -257,13 +286,13 @@ def _hold_start(text: str) -> int:
         gap = start - 1
         if not text[gap].isspace() or gap == 0 or text[gap - 1].isspace():
             break
-        held_head = text[start:].split(None, 1)[0] if text[start:].strip() else ""
+        held_head = _strip_quotes(text[start:].split(None, 1)[0] if text[start:].strip() else "")
         if held_head and not (_NUMBER_GROUP.fullmatch(held_head) or _GROUP_OPENING.fullmatch(held_head)):
             break
         previous = gap
         while previous > floor and not text[previous - 1].isspace():
             previous -= 1
-        if not _NUMBER_GROUP.fullmatch(text[previous:gap]):
+        if not _NUMBER_GROUP.fullmatch(_strip_quotes(text[previous:gap])):
             break
         start = previous
     return max(start, floor)

@@ -192,3 +192,41 @@ async def test_a_blocked_type_ends_a_stream_before_any_of_the_value(make_proxy, 
     text = raw.decode()
     assert "answer_blocked" in text and "[DONE]" not in text
     assert "901" not in text and "4567" not in text and "More text" not in text
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["Call", " **(", "415", ")", " ", "555", "-", "019", "9", "**", " today"],
+        ["SSN: `123 ", "45 6789`."],
+        ['IBAN "NL91 ', 'ABNA 0417 1643 00"'],
+        list("call \uff14\uff11\uff15\uff0d\uff15\uff15\uff15\uff0d\uff10\uff11\uff19\uff19 now"),
+        list("mail john.doe\uff20example.com now"),
+        ["dash 415\u2011555\u20110199."],
+    ],
+)
+def test_values_wrapped_in_markdown_quotes_or_odd_punctuation_are_held_and_redacted(pieces: list[str]):
+    out, _ = stream(StreamGuard(POLICY), pieces)
+    assert "_REDACTED>" in out
+    for digits in ("0199", "6789", "1643", "example.com", "\uff10\uff11\uff19\uff19"):
+        assert digits not in out
+
+
+def test_json_escapes_in_tool_arguments_stay_valid_and_values_after_them_are_found():
+    text = json.dumps({"body": "Hi,\njohn@example.com and\n415-555-0199"})
+    assert json.loads(redact_values(text, POLICY)) == {
+        "body": "Hi,\n<EMAIL_ADDRESS_REDACTED> and\n<PHONE_NUMBER_REDACTED>"
+    }
+
+
+def test_the_callers_own_card_is_not_cut_into_a_phone_number():
+    card = "4111 1111 1111 1111"
+    assert redact_values(f"card {card}", POLICY, [card]) == f"card {card}"
+
+
+@pytest.mark.parametrize(
+    "ordinary",
+    ["ZIP 94103-1234", "Sum: 123 456 789", "127.0.0.1 and 0.0.0.0 and 255.255.255.0", "2024-11-26 10:30", "$1,234.56"],
+)
+def test_ordinary_numbers_are_left_alone(ordinary: str):
+    assert redact_values(ordinary, POLICY) == ordinary
