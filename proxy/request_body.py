@@ -82,22 +82,22 @@ def _token_arrays(value: Any) -> bool:
     return isinstance(value, list) and any(isinstance(v, int) or _token_arrays(v) for v in value)
 
 
-def check_embeddings_request(body: dict[str, Any]) -> None:
+def _check_text_input(body: dict[str, Any], field: str) -> None:
+    """A string or an array of strings; token ids are refused (they cannot be inspected)."""
     _check_model_and_stream(body)
-    text = body.get("input")
-    if _token_arrays(text):
-        raise ContentNotInspectable("'input' given as token ids cannot be inspected for personal data; send text")
-    if not isinstance(text, str | list) or (isinstance(text, list) and not all(isinstance(t, str) for t in text)):
-        raise InvalidRequest("'input' must be a string or an array of strings")
+    value = body.get(field)
+    if _token_arrays(value):
+        raise ContentNotInspectable(f"'{field}' given as token ids cannot be inspected for personal data; send text")
+    if not isinstance(value, str | list) or (isinstance(value, list) and not all(isinstance(t, str) for t in value)):
+        raise InvalidRequest(f"'{field}' must be a string or an array of strings")
+
+
+def check_embeddings_request(body: dict[str, Any]) -> None:
+    _check_text_input(body, "input")
 
 
 def check_completions_request(body: dict[str, Any]) -> None:
-    _check_model_and_stream(body)
-    prompt = body.get("prompt")
-    if _token_arrays(prompt):
-        raise ContentNotInspectable("'prompt' given as token ids cannot be inspected for personal data; send text")
-    if not isinstance(prompt, str | list) or (isinstance(prompt, list) and not all(isinstance(t, str) for t in prompt)):
-        raise InvalidRequest("'prompt' must be a string or an array of strings")
+    _check_text_input(body, "prompt")
 
 
 def check_any_object(body: dict[str, Any]) -> None:
