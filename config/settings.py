@@ -8,6 +8,7 @@ merging and the type checking, so a wrong value fails at start with the setting'
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -17,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "PRIVACY_PROXY_"
-# structured types the response guard can find (redaction.response_guard)
+# structured types the response guard finds by pattern, fast (redaction.response_guard); any other
+# type (PERSON, LOCATION...) is found by the detector, at a cost (redaction.response_ner)
 RESPONSE_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
+ENTITY_TYPE_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
 def _default_workers() -> int:
@@ -54,6 +57,9 @@ class UpstreamConfig(BaseModel):
     response_block_types: list[str] | None = Field(None, description="Overrides the global setting for this upstream")
 
     _check_url = field_validator("url")(classmethod(lambda cls, value: _http_url(value)))
+    _check_types = field_validator("response_redact_types", "response_block_types")(
+        classmethod(lambda cls, value: None if value is None else _entity_type_names(value))
+    )
 
 
 class Settings(BaseSettings):
@@ -113,8 +119,10 @@ class Settings(BaseSettings):
     placeholder_max_entries: int = Field(10_000, ge=1, description="Placeholders kept per client (LRU)")
     response_redact_types: list[str] = Field(
         default_factory=lambda: list(RESPONSE_TYPES),
-        description="Personal data in answers that the caller did not send is redacted for these types "
-        f"(any of {', '.join(RESPONSE_TYPES)}); [] restores the caller's values only",
+        description="Personal data in answers that the caller did not send is redacted for these types: "
+        f"{', '.join(RESPONSE_TYPES)} are matched by pattern (microseconds); any other detector type "
+        "(PERSON, LOCATION...) costs a detector call per sentence and holds a stream until each sentence "
+        "ends; [] restores the caller's values only",
     )
     response_block_types: list[str] = Field(
         default_factory=list, description="An answer holding a made-up value of these types is refused (502)"
@@ -145,16 +153,35 @@ class Settings(BaseSettings):
 
     @field_validator("response_redact_types", "response_block_types")
     @classmethod
-    def _known_response_types(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(RESPONSE_TYPES))
-        if unknown:
-            raise ValueError(f"unknown response types {unknown}; known: {', '.join(RESPONSE_TYPES)}")
-        return value
+    def _entity_type_names(cls, value: list[str]) -> list[str]:
+        return _entity_type_names(value)
+
+    @model_validator(mode="after")
+    def _response_types_detected(self) -> Settings:
+        """A response type the guard has no pattern for must be one the detector looks for."""
+        wanted = {*self.response_redact_types, *self.response_block_types}
+        for upstream in self.upstreams.values():
+            wanted |= {*(upstream.response_redact_types or ()), *(upstream.response_block_types or ())}
+        undetected = sorted(
+            t
+            for t in wanted - set(RESPONSE_TYPES)
+            if t in self.excluded_entities or (self.entities and t not in self.entities)
+        )
+        if undetected:
+            raise ValueError(f"response types {undetected} are not detected (see entities / excluded_entities)")
+        return self
 
     @field_validator("upstream")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value)
+
+
+def _entity_type_names(value: list[str]) -> list[str]:
+    bad = [t for t in value if not ENTITY_TYPE_RE.fullmatch(t)]
+    if bad:
+        raise ValueError(f"entity types are upper-case names such as PERSON or {RESPONSE_TYPES[0]}; got {bad}")
+    return value
 
 
 def _check_key_sources(settings: Settings) -> Settings:

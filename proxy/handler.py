@@ -31,9 +31,9 @@ from proxy.errors import (
 from proxy.exchange import Exchange
 from proxy.request_body import parse_json_object, read_body
 from proxy.state import STATE, ProxyState
-from proxy.stream_relay import relay_stream
+from proxy.stream_relay import off_loop_if, relay_stream
 from proxy.upstream import client_response_headers, read_all, upstream_request_headers
-from redaction import AnswerBlocked, PlaceholderMap, RedactionError, ResponsePolicy, json_bytes, restore_text
+from redaction import AnswerBlocked, PlaceholderMap, RedactionError, json_bytes, restore_text
 
 log = logging.getLogger("privacy_proxy.exchange")
 MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
@@ -97,9 +97,7 @@ async def _exchange(
 
     target = state.router.choose(endpoint.provider, exchange.model)
     exchange.upstream_name = target.name
-    redaction.mapping.response_policy = ResponsePolicy(
-        tuple(target.response_redact_types), tuple(target.response_block_types)
-    )
+    redaction.mapping.response_policy = state.response_policy(target)
     credentials = upstream_auth_headers(request, settings, target, endpoint.provider)
     headers = upstream_request_headers(request.headers, settings, credentials)
     exchange.upstream_started = time.perf_counter()
@@ -114,10 +112,13 @@ async def _exchange(
             )  # fmt: skip
         payload = await read_all(upstream)
         exchange.upstream_finished = time.perf_counter()
+        blocking = bool(redaction.mapping.response_policy.ner_types)
         try:
-            restored = _restore_whole(payload, redaction.mapping, endpoint, request_view)
+            restored = await off_loop_if(blocking, _restore_whole, payload, redaction.mapping, endpoint, request_view)
         except AnswerBlocked as exc:
             raise AnswerRefused(str(exc)) from None
+        except RedactionError as exc:  # the detector failed while checking the answer
+            raise from_redaction_error(exc) from None
         exchange.response = restored
         return web.Response(status=upstream.status, body=restored, headers=_response_headers(upstream, exchange))
 

@@ -14,7 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from config import Settings
 from proxy.exchange import Exchange
 from proxy.routing import Router
-from redaction import DetectorConfig, DetectorPool, PlaceholderStore, PlaceholderVault, Redactor, TermLists
+from proxy.upstream import Upstream
+from redaction import (
+    DetectorConfig,
+    DetectorPool,
+    PlaceholderStore,
+    PlaceholderVault,
+    Redactor,
+    ResponseDetector,
+    ResponsePolicy,
+    TermLists,
+)
 from storage import LogWriter, create_schema, load_keyring, make_engine, touch_heartbeat
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,7 @@ class ProxyState:
     writer_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     _detector_start: asyncio.Task[None] | None = None
     _sweeper: asyncio.Task[None] | None = None
+    _policies: dict[str, ResponsePolicy] = field(default_factory=dict)
 
     vault: PlaceholderVault = field(init=False)
 
@@ -139,6 +150,18 @@ class ProxyState:
             return False
         self._storage_ok = True
         return True
+
+    def response_policy(self, target: Upstream) -> ResponsePolicy:
+        """What the guard does with values in ``target``'s answers that the caller never sent."""
+        policy = self._policies.get(target.name)
+        if policy is None:
+            policy = ResponsePolicy(
+                tuple(target.response_redact_types),
+                tuple(target.response_block_types),
+                detect=ResponseDetector(self.detector, self.redactor.pseudonymizer.terms),
+            )
+            self._policies[target.name] = policy
+        return policy
 
     def placeholder_store(self, client_id: str) -> PlaceholderStore | None:
         """The client's placeholders across requests, or None when they live for one request."""

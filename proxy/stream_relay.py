@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy.errors import AnswerRefused, ErrorStyle, ProxyError, UpstreamBroken, UpstreamTimeout, error_json
+from proxy.errors import (
+    AnswerRefused,
+    ErrorStyle,
+    ProxyError,
+    UpstreamBroken,
+    UpstreamTimeout,
+    error_json,
+    from_redaction_error,
+)
 from proxy.exchange import Exchange
 from proxy.sse import SSEDecoder, SSEEvent, encode_event
-from redaction import AnswerBlocked, EventRestorer, PlaceholderMap, json_bytes, restore_text
+from redaction import AnswerBlocked, EventRestorer, PlaceholderMap, RedactionError, json_bytes, restore_text
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def off_loop_if(blocking: bool, function: Callable[..., T], *args: Any) -> T:
+    """Run ``function`` in a worker thread when it may block on the detector (response NER types)."""
+    return await asyncio.to_thread(function, *args) if blocking else function(*args)
 
 
 class EventRelay:
@@ -39,6 +55,8 @@ class EventRelay:
         self.error_style = error_style
         self.sent = bytearray()
         self.done = False
+        policy = mapping.response_policy
+        self.blocking = policy is not None and bool(policy.ner_types)
 
     async def _write(self, data: bytes) -> None:
         self.sent += data
@@ -56,16 +74,17 @@ class EventRelay:
         try:
             data = json.loads(event.data)
         except ValueError:
-            await self._write(encode_event(restore_text(event.data, self.mapping), event.event))
+            restored_text = await off_loop_if(self.blocking, restore_text, event.data, self.mapping)
+            await self._write(encode_event(restored_text, event.event))
             return
-        for name, restored in self.restorer.restore(event.event, data):
+        for name, restored in await off_loop_if(self.blocking, self.restorer.restore, event.event, data):
             await self._write_json(restored, name)
 
     async def finish(self, *, upstream_done: bool = False) -> None:
         """Release held-back text, then ``[DONE]`` where the API uses it (also if the upstream forgot)."""
         if self.done:
             return
-        for name, restored in self.restorer.finish():
+        for name, restored in await off_loop_if(self.blocking, self.restorer.finish):
             await self._write_json(restored, name)
         if self.done_marker or upstream_done:
             await self._write(encode_event("[DONE]"))
@@ -76,7 +95,7 @@ class EventRelay:
 
         ``release=False``: what is held back is dropped (it holds the value that was blocked)."""
         try:
-            for name, restored in self.restorer.finish() if release else ():
+            for name, restored in await off_loop_if(self.blocking, self.restorer.finish) if release else ():
                 await self._write_json(restored, name)
         except Exception as exc:
             log.error("releasing held-back text failed: %s", type(exc).__name__)
@@ -113,6 +132,10 @@ async def relay_stream(
         exchange.fail(499, "client_disconnected")
     except AnswerBlocked as exc:
         error = AnswerRefused(str(exc))
+        exchange.fail(error.status, error.code)
+        await relay.abort(error, release=False)
+    except RedactionError as exc:  # the detector failed while checking the answer: fail closed
+        error = from_redaction_error(exc)
         exchange.fail(error.status, error.code)
         await relay.abort(error, release=False)
     except (TimeoutError, aiohttp.ClientError) as exc:

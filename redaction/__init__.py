@@ -12,6 +12,7 @@ from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap, PlaceholderSt
 from redaction.pool import DetectorPool
 from redaction.pseudonymize import TermLists
 from redaction.response_guard import STRUCTURED_TYPES, AnswerBlocked, ResponsePolicy, StreamGuard, redact_values
+from redaction.response_ner import ResponseDetector
 from redaction.restore import StreamRestorer, restore_text
 from redaction.spans import Span
 from redaction.vault import PlaceholderVault
@@ -40,6 +41,7 @@ __all__ = [
     "Redaction",
     "RedactionError",
     "Redactor",
+    "ResponseDetector",
     "ResponsePolicy",
     "Span",
     "StreamGuard",

@@ -7,11 +7,12 @@ own model once. A request that waits longer than ``timeout`` fails closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 
 from redaction.detector import Detector, DetectorConfig
@@ -51,6 +52,7 @@ class DetectorPool:
         self._executor: ProcessPoolExecutor | None = None
         self._ready = False
         self._restart_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.restarts = 0
 
     @property
@@ -66,7 +68,7 @@ class DetectorPool:
             initializer=_init_worker,
             initargs=(self.config,),
         )
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         try:
             # a worker answers only after its initializer (model load + warm-up) finished:
             # ready means every worker process has answered at least once.
@@ -87,15 +89,34 @@ class DetectorPool:
         if not any(text.strip() for text in texts):
             return [[] for _ in texts]
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, _analyze_in_worker, list(texts))
-        try:
+        with self._failing_closed(self._restart):
+            future = loop.run_in_executor(self._executor, _analyze_in_worker, list(texts))
             return await asyncio.wait_for(future, self.timeout)
+
+    def analyze_blocking(self, texts: Sequence[str]) -> list[list[Span]]:
+        """``analyze`` for code running in a worker thread (the response guard of a stream).
+
+        Never call it on the event loop: it blocks until the detector answers.
+        """
+        executor = self._executor
+        if not self._ready or executor is None:
+            raise DetectorUnavailable("detector is not ready")
+        if not any(text.strip() for text in texts):
+            return [[] for _ in texts]
+        with self._failing_closed(self._restart_from_thread):
+            return executor.submit(_analyze_in_worker, list(texts)).result(self.timeout)
+
+    @contextlib.contextmanager
+    def _failing_closed(self, restart: Callable[[str], None]) -> Iterator[None]:
+        """Every way detection can fail becomes a ``RedactionError``; a stuck or dead worker is replaced."""
+        try:
+            yield
         except TimeoutError:
             # the worker is still busy with this text and would delay every later request
-            self._restart("detection timed out")
+            restart("detection timed out")
             raise DetectionTimeout(f"detection took longer than {self.timeout:g}s") from None
         except BrokenExecutor:
-            self._restart("a detector worker died")
+            restart("a detector worker died")
             raise DetectorUnavailable("detector worker died; restarting") from None
         except DetectorUnavailable:
             raise
@@ -103,6 +124,10 @@ class DetectorPool:
             # only the exception type: its message could quote the text being analysed
             log.error("detection failed: %s", type(exc).__name__)
             raise DetectorUnavailable(f"detection failed ({type(exc).__name__})") from None
+
+    def _restart_from_thread(self, reason: str) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._restart, reason)
 
     async def wait_ready(self) -> None:
         """Until a restart in progress has finished (or failed)."""

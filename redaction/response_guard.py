@@ -9,6 +9,9 @@ part of a value any more and holds back only a tail that could still grow into o
 ``MAX_HOLD`` characters), so it never emits the start of a value and redacts the rest later.
 Before matching it reads a decoded view (percent-encoding, ``\\uXXXX`` escapes, HTML character
 references, zero-width characters, full-width and other compatibility forms).
+
+Other types (PERSON, LOCATION, any type the detector knows) are optional and cost a detector
+round trip per checked piece plus a hold until the end of each sentence: see ``response_ner``.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from redaction.errors import RedactionError
+from redaction.errors import DetectorUnavailable, RedactionError
+from redaction.response_ner import Detect, ner_findings, sentence_cut
 
 # Longest tail held back while it could still be (part of) a value, in characters of the answer.
 MAX_HOLD = 96
 
 # the local part is bounded (64, as in RFC 5321) so that a long run without "@" stays linear
-_EMAIL = r"(?<![\w.%+\-])[\w.%+\-]{1,64}@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}"
+_EMAIL = r"(?<![\w.%+\-])[\w.%+\-]{1,64}@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}"  # Unicode too (IDN)
 _CARD = r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)"
 _IBAN = r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])"
 _SSN = r"(?<!\d)(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4})(?!\d)"
@@ -32,6 +36,8 @@ _PHONE = (
     r"(?<![\d+])(?:"
     r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,5}\)[ .\-]?|\d{2,5}[ .\-])\d{3,4}[ .\-]?\d{3,4}"
     r"|\+\d{8,15}"  # international, no separators
+    r"|\+\d{1,3}(?:[ .\-]\d{1,4}){3,6}"  # international in short groups: +33 1 42 68 53 00
+    r"|0\d(?:[ .\-]\d{2}){4}"  # national in pairs: 01 42 68 53 00
     r"|[2-9]\d{2}[2-9]\d{6}"  # North American, ten digits
     r")(?!\d|\.\d)"
 )
@@ -137,10 +143,15 @@ class AnswerBlocked(RedactionError):
 @dataclass(frozen=True)
 class ResponsePolicy:
     """What to do with personal data in answers that the caller did not send: redact it, or
-    block the whole answer (types in both lists are blocked); any other type passes."""
+    block the whole answer (types in both lists are blocked); any other type passes.
+
+    Types without a pattern here are found by ``detect`` (the Presidio detector), which must
+    then be given.
+    """
 
     redact_types: tuple[str, ...] = STRUCTURED_TYPES
     block_types: tuple[str, ...] = ()
+    detect: Detect | None = field(default=None, compare=False)
 
     @property
     def active(self) -> bool:
@@ -150,6 +161,11 @@ class ResponsePolicy:
     def types(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.block_types, *self.redact_types)))
 
+    @property
+    def ner_types(self) -> tuple[str, ...]:
+        """The types only the detector can find."""
+        return tuple(t for t in self.types if t not in PATTERNS)
+
 
 @dataclass
 class Finding:
@@ -158,9 +174,13 @@ class Finding:
     entity_type: str
 
 
-def find_values(text: str, policy: ResponsePolicy, allowed: Iterable[str] = ()) -> list[Finding]:
-    """Structured values in ``text`` (offsets in ``text``), found in its decoded view."""
+def find_values(
+    text: str, policy: ResponsePolicy, allowed: Iterable[str] = (), *, with_ner: bool = True
+) -> list[Finding]:
+    """Values in ``text`` (offsets in ``text``), found in its decoded view; ``with_ner=False``:
+    structured types only (no detector call)."""
     view, index = decoded_view(text)
+    allowed = tuple(allowed)
     allowed_keys = {re.sub(r"\W", "", a).casefold() for a in allowed}
     findings: list[Finding] = []
     callers: list[Finding] = []  # the caller's own values, written out by the model: they pass
@@ -176,6 +196,11 @@ def find_values(text: str, policy: ResponsePolicy, allowed: Iterable[str] = ()) 
             end = _extend_to_encoding(text, index[match.end() - 1] + 1)
             own = re.sub(r"\W", "", value).casefold() in allowed_keys
             (callers if own else findings).append(Finding(start, end, entity_type))
+    if with_ner and policy.ner_types and view.strip():
+        if policy.detect is None:
+            raise DetectorUnavailable("the response policy names detector types but has no detector")
+        for start, end, entity_type in ner_findings(view, policy.ner_types, policy.detect, allowed):
+            findings.append(Finding(index[start], _extend_to_encoding(text, index[end - 1] + 1), entity_type))
     # a phone number inside the caller's own card number is not a new value
     findings = [f for f in findings if not any(c.start <= f.start and f.end <= c.end for c in callers)]
     return _merge(findings)
@@ -243,7 +268,9 @@ class StreamGuard:
     def feed(self, piece: str) -> str:
         text = self._pending + piece
         hold = _hold_start(text)
-        for finding in find_values(text, self.policy, self.allowed):
+        if self.policy.ner_types:
+            hold = min(hold, sentence_cut(text))
+        for finding in find_values(text, self.policy, self.allowed, with_ner=False):
             if finding.end > hold and finding.start < hold:
                 hold = finding.start  # a value that may still grow: keep all of it
             elif finding.end <= hold:

@@ -214,3 +214,14 @@ def test_proxy_keys_cannot_be_forwarded_upstream_by_any_upstream():
             client_api_keys={"team": "proxy-key"},
             upstreams={"openai": {"url": "http://o.invalid/v1", "key_source": "client"}},
         )
+
+
+def test_response_types_may_name_detector_types_the_detector_looks_for():
+    assert load_settings(response_redact_types=["EMAIL_ADDRESS", "PERSON"]).response_redact_types[-1] == "PERSON"
+    with pytest.raises(ValidationError, match="not detected"):
+        load_settings(response_block_types=["NRP"])  # excluded from detection by default
+    with pytest.raises(ValidationError, match="not detected"):
+        upstreams = {"a": {"url": "http://x/v1", "response_redact_types": ["LOCATION"]}}
+        load_settings(entities=["PERSON"], upstreams=upstreams)
+    with pytest.raises(ValidationError, match="upper-case"):
+        load_settings(response_redact_types=["person"])

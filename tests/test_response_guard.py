@@ -230,3 +230,20 @@ def test_the_callers_own_card_is_not_cut_into_a_phone_number():
 )
 def test_ordinary_numbers_are_left_alone(ordinary: str):
     assert redact_values(ordinary, POLICY) == ordinary
+
+
+@pytest.mark.parametrize(
+    ("written", "entity_type"),
+    [
+        ("+33 1 42 68 53 00", "PHONE_NUMBER"),
+        ("01 42 68 53 00", "PHONE_NUMBER"),
+        ("+44 20 7946 0958", "PHONE_NUMBER"),
+        ("j\u00f6rg.m\u00fcller@example.de", "EMAIL_ADDRESS"),
+        ("kontakt@beispiel.\u0440\u0444", "EMAIL_ADDRESS"),
+    ],
+)
+def test_international_forms_are_found_whole_and_split(written: str, entity_type: str):
+    assert redact_values(f"Reach them at {written} today.", POLICY) == f"Reach them at <{entity_type}_REDACTED> today."
+    out, emitted = stream(StreamGuard(POLICY), list(f"Reach them at {written} today."))
+    assert out == f"Reach them at <{entity_type}_REDACTED> today."
+    assert_never_partially_emitted(emitted, written)
