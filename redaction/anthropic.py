@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from redaction.api_format import ApiFormat, Event
+from redaction.delta_streams import DeltaStreams, PathKey
 from redaction.placeholders import PlaceholderMap
 from redaction.response_guard import redact_values
 from redaction.restore import StreamRestorer, restore_text
@@ -40,15 +41,16 @@ MESSAGES_RULES = WalkRules(
     uninspectable_part_types=frozenset({"image", "document"}),
 )
 
-# content_block_delta types and the field that carries their text
-# (thinking is left with its placeholders: see _restore_strings)
-_DELTA_TEXT_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json"}
+# content_block_delta types that carry whole objects, not appended text: checked event by event
+_WHOLE_DELTA_TYPES = frozenset({"citations_delta", "signature_delta"})
+# (thinking is left with its placeholders: see _restore)
+_GUARD_ONLY_KEYS = frozenset({"thinking"})
 
 
 def _restore(text: str, key: str | None, mapping: PlaceholderMap) -> str:
     # Thinking text is signed by the provider and must be sent back unchanged in later turns: it
     # keeps its placeholders, so the client never holds (and resends) it with real values.
-    if key == "thinking":
+    if key in _GUARD_ONLY_KEYS:
         # values the model made up are still redacted (privacy first: a redaction there breaks
         # that turn's signature, which an operator can avoid with response_redact_types: [])
         policy = mapping.response_policy
@@ -63,26 +65,26 @@ def _restore_strings(data: Any, mapping: PlaceholderMap) -> Any:
 class MessagesEventRestorer:
     """Restores Anthropic's event grammar (message_start ... message_stop) as it passes.
 
-    One ``StreamRestorer`` per content block and delta type; what a block still holds is released
-    as one more ``content_block_delta`` just before its ``content_block_stop``.
+    Every string field of a ``content_block_delta`` (text, partial_json, thinking, and fields or
+    delta types added later) is one split-safe text per content block and delta type; what a
+    block still holds is released as one more ``content_block_delta`` just before its
+    ``content_block_stop``.
     """
 
     def __init__(self, mapping: PlaceholderMap, request: dict[str, Any]) -> None:
         self._mapping = mapping
-        self._restorers: dict[tuple[Any, str], StreamRestorer] = {}
+        self._fields = DeltaStreams(MESSAGES_RULES, self._field_restorer)
+
+    def _field_restorer(self, stream: Any, path: PathKey) -> StreamRestorer:
+        key = path[-1]
+        return StreamRestorer(self._mapping, json_escape=key == "partial_json", restore=key not in _GUARD_ONLY_KEYS)
 
     def restore(self, event: str | None, data: Any) -> list[Event]:
         kind = data.get("type") if isinstance(data, dict) else None
         if kind == "content_block_delta" and isinstance(data.get("delta"), dict):
             delta = data["delta"]
-            field = _DELTA_TEXT_FIELDS.get(delta.get("type"))
-            if field is not None and isinstance(delta.get(field), str):
-                key = (data.get("index"), delta["type"])
-                restorer = self._restorers.get(key)
-                if restorer is None:
-                    restorer = StreamRestorer(self._mapping, json_escape=field == "partial_json")
-                    self._restorers[key] = restorer
-                delta[field] = restorer.feed(delta[field])
+            if delta.get("type") not in _WHOLE_DELTA_TYPES:
+                self._fields.restore((data.get("index"), delta.get("type")), delta)
                 return [(event, data)]
         if kind == "content_block_stop":
             return [*self._release(data.get("index")), (event, data)]
@@ -92,14 +94,16 @@ class MessagesEventRestorer:
 
     def _release(self, index: Any) -> list[Event]:
         events = []
-        for (block, delta_type), restorer in self._restorers.items():
-            if block == index and restorer.holding:
-                delta = {"type": delta_type, _DELTA_TEXT_FIELDS[delta_type]: restorer.flush()}
+        for stream in self._fields.streams():
+            block, delta_type = stream  # type: ignore[misc]
+            delta: dict[str, Any] = {"type": delta_type}
+            if block == index and self._fields.release(stream, delta):
                 events.append(("content_block_delta", {"type": "content_block_delta", "index": block, "delta": delta}))
         return events
 
     def finish(self) -> list[Event]:
-        return [event for block in {block for block, _ in self._restorers} for event in self._release(block)]
+        blocks = dict.fromkeys(block for block, _ in self._fields.streams())  # type: ignore[misc]
+        return [event for block in blocks for event in self._release(block)]
 
 
 MESSAGES = ApiFormat(

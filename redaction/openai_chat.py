@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from redaction.api_format import ApiFormat, Event
+from redaction.delta_streams import DeltaStreams
 from redaction.placeholders import PlaceholderMap
+from redaction.response_guard import drop_token_details
 from redaction.restore import StreamRestorer, restore_text
 from redaction.walker import WalkRules, map_strings
 
@@ -67,10 +69,8 @@ def _json_text_keys(json_content: bool) -> frozenset[str]:
 def restore_chat_response(body: Any, mapping: PlaceholderMap, *, json_content: bool = False) -> Any:
     """Restore placeholders in every text field of a non-streaming answer, in place."""
     json_keys = _json_text_keys(json_content)
+    drop_token_details(body, mapping.response_policy)
     return map_strings(body, CHAT_RULES, lambda text, key: restore_text(text, mapping, json_escape=key in json_keys))
-
-
-PathKey = tuple[str | tuple[str, int], ...]
 
 
 class ChatStreamRestorer:
@@ -83,13 +83,16 @@ class ChatStreamRestorer:
     """
 
     def __init__(self, mapping: PlaceholderMap, *, json_content: bool = False) -> None:
-        self._mapping = mapping
-        self._json_keys = _json_text_keys(json_content)
-        self._restorers: dict[tuple[int, PathKey], StreamRestorer] = {}
+        json_keys = _json_text_keys(json_content)
+        self._policy = mapping.response_policy
+        self._fields = DeltaStreams(
+            CHAT_RULES, lambda stream, path: StreamRestorer(mapping, json_escape=path[-1] in json_keys)
+        )
         self._template: dict[str, Any] = {}
 
     def restore_chunk(self, chunk: dict[str, Any]) -> dict[str, Any]:
         self._template = {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
+        drop_token_details(chunk, self._policy)
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             return chunk
@@ -100,82 +103,23 @@ class ChatStreamRestorer:
             index = index if isinstance(index, int) else position
             delta = choice.get("delta")
             if isinstance(delta, dict):
-                self._restore_fields(index, delta, ())
+                self._fields.restore(index, delta)
             if choice.get("finish_reason") is not None:
                 if not isinstance(delta, dict):
                     delta = choice["delta"] = {}
-                self._release(index, delta)
+                self._fields.release(index, delta)
         return chunk
-
-    def _restore_fields(self, index: int, node: dict[str, Any] | list[Any], path: PathKey) -> None:
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, value in list(items):
-            if isinstance(key, str) and CHAT_RULES.is_structural(_last_name(path), key):
-                continue
-            step: str | tuple[str, int] = key if isinstance(key, str) else _list_step(value, key)
-            if isinstance(value, str):
-                restorer = self._restorers.get((index, (*path, step)))
-                if restorer is None:
-                    restorer = StreamRestorer(self._mapping, json_escape=step in self._json_keys)
-                    self._restorers[(index, (*path, step))] = restorer
-                node[key] = restorer.feed(value)  # type: ignore[index]
-            elif isinstance(value, dict | list):
-                self._restore_fields(index, value, (*path, step))
-
-    def _release(self, index: int, delta: dict[str, Any]) -> bool:
-        released = False
-        for (choice_index, path), restorer in self._restorers.items():
-            if choice_index == index and restorer.holding:
-                _deposit(delta, path, restorer.flush())
-                released = True
-        return released
 
     def final_chunk(self) -> dict[str, Any] | None:
         """A chunk carrying whatever is still held back, or None when nothing is."""
         choices = []
-        for index in sorted({i for i, _ in self._restorers}):
+        for index in sorted(self._fields.streams()):  # type: ignore[type-var]
             delta: dict[str, Any] = {}
-            if self._release(index, delta):
+            if self._fields.release(index, delta):
                 choices.append({"index": index, "delta": delta, "finish_reason": None})
         if not choices:
             return None
         return {**self._template, "choices": choices}
-
-
-def _last_name(path: PathKey) -> str | None:
-    for step in reversed(path):
-        if isinstance(step, str):
-            return step
-    return None
-
-
-def _list_step(value: Any, position: int) -> tuple[str, int]:
-    """Tool-call deltas name their slot with ``index``; other list items go by position."""
-    if isinstance(value, dict) and isinstance(value.get("index"), int):
-        return ("index", value["index"])
-    return ("position", position)
-
-
-def _deposit(delta: dict[str, Any], path: PathKey, text: str) -> None:
-    """Append ``text`` at ``path`` inside ``delta``, creating the nesting it needs."""
-    node: Any = delta
-    for step, next_step in zip(path, (*path[1:], None), strict=True):
-        if isinstance(step, tuple) and next_step is None:
-            node.append(text)  # a string directly inside a list
-        elif isinstance(step, tuple):
-            kind, number = step
-            match = next((item for item in node if kind == "index" and item.get("index") == number), None)
-            if match is None:
-                match = {"index": number} if kind == "index" else {}
-                node.append(match)
-            node = match
-        elif next_step is None:
-            node[step] = (node.get(step) or "") + text
-        else:
-            child = node.get(step)
-            if not isinstance(child, list | dict):  # absent, or null in the upstream's chunk
-                child = node[step] = [] if isinstance(next_step, tuple) else {}
-            node = child
 
 
 class ChatEventRestorer:

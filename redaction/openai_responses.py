@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from redaction.api_format import ApiFormat, Event
+from redaction.delta_streams import DeltaStreams, PathKey
 from redaction.placeholders import PlaceholderMap
+from redaction.response_guard import drop_token_details
 from redaction.restore import StreamRestorer, restore_text
 from redaction.walker import WalkRules, map_strings
 
@@ -58,13 +60,14 @@ RESPONSES_RULES = WalkRules(
 )
 
 _JSON_TEXT_KEYS = frozenset({"arguments"})
-# Every `<family>.delta` event with a string `delta` (output text, refusals, function and MCP
-# arguments, custom tool input, reasoning, code, transcripts...) gets its own split-safe restorer;
-# the matching `<family>.done` releases what it holds. Families ending in "arguments" carry JSON.
+# Every `<family>.delta` event (output text, refusals, function and MCP arguments, custom tool
+# input, reasoning, code, transcripts...) gets split-safe restorers for its string fields; the
+# matching `<family>.done` releases what they hold. Families ending in "arguments" carry JSON.
 _IDENTIFIERS = ("item_id", "output_index", "content_index", "summary_index")
 
 
 def _restore_strings(data: Any, mapping: PlaceholderMap) -> Any:
+    drop_token_details(data, mapping.response_policy)
     return map_strings(
         data, RESPONSES_RULES, lambda text, key: restore_text(text, mapping, json_escape=key in _JSON_TEXT_KEYS)
     )
@@ -79,14 +82,19 @@ def _restore_response(body: Any, mapping: PlaceholderMap, request: dict[str, Any
 class ResponsesEventRestorer:
     """Restores Responses streaming events.
 
-    ``*.delta`` events feed one ``StreamRestorer`` per stream (event family, item, part); the
-    matching ``*.done`` event first gets the held-back text as one more delta, then is restored
-    whole, as are the snapshot events (``response.completed``, ``output_item.done``, ...).
+    Every string field of a ``*.delta`` event (``delta`` itself, and fields added later) feeds a
+    split-safe restorer per stream (event family, item, part); the matching ``*.done`` event first
+    gets the held-back text as one more delta, then is restored whole, as are the snapshot events
+    (``response.completed``, ``output_item.done``, ...).
     """
 
     def __init__(self, mapping: PlaceholderMap, request: dict[str, Any]) -> None:
         self._mapping = mapping
-        self._restorers: dict[tuple[Any, ...], tuple[StreamRestorer, dict[str, Any]]] = {}
+        self._fields = DeltaStreams(RESPONSES_RULES, self._field_restorer)
+        self._identifiers: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def _field_restorer(self, stream: tuple[Any, ...], path: PathKey) -> StreamRestorer:
+        return StreamRestorer(self._mapping, json_escape=path == ("delta",) and stream[0].endswith("arguments"))
 
     def restore(self, event: str | None, data: Any) -> list[Event]:
         kind = data.get("type") if isinstance(data, dict) else None
@@ -95,33 +103,28 @@ class ResponsesEventRestorer:
         if not isinstance(kind, str):
             return [(event, _restore_strings(data, self._mapping))]
         family, _, stage = kind.rpartition(".")
-        if stage == "delta" and isinstance(data.get("delta"), str):
-            key = (family, *(data.get(name) for name in _IDENTIFIERS))
-            entry = self._restorers.get(key)
-            if entry is None:
-                restorer = StreamRestorer(self._mapping, json_escape=family.endswith("arguments"))
-                entry = self._restorers[key] = (restorer, {k: data[k] for k in _IDENTIFIERS if k in data})
-            data["delta"] = entry[0].feed(data["delta"])
+        key = (family, *(data.get(name) for name in _IDENTIFIERS))
+        if stage == "delta":
+            drop_token_details(data, self._mapping.response_policy)
+            self._identifiers.setdefault(key, {k: data[k] for k in _IDENTIFIERS if k in data})
+            self._fields.restore(key, data)
             return [(event, data)]
-        if stage == "done" and (family, *(data.get(name) for name in _IDENTIFIERS)) in self._restorers:
-            key = (family, *(data.get(name) for name in _IDENTIFIERS))
+        if stage == "done" and key in self._identifiers:
             released = self._release(key, data.get("sequence_number"))
             return [*released, (event, _restore_strings(data, self._mapping))]
         return [(event, _restore_strings(data, self._mapping))]
 
     def _release(self, key: tuple[Any, ...], sequence_number: Any = None) -> list[Event]:
-        entry = self._restorers.get(key)
-        if entry is None or not entry[0].holding:
-            return []
-        restorer, identifiers = entry
         name = f"{key[0]}.delta"
-        delta = {"type": name, **identifiers, "delta": restorer.flush()}
+        delta: dict[str, Any] = {"type": name, **self._identifiers.get(key, {})}
+        if not self._fields.release(key, delta):
+            return []
         if sequence_number is not None:
             delta["sequence_number"] = sequence_number
         return [(name, delta)]
 
     def finish(self) -> list[Event]:
-        return [event for key in list(self._restorers) for event in self._release(key)]
+        return [event for key in self._fields.streams() for event in self._release(key)]  # type: ignore[arg-type]
 
 
 RESPONSES = ApiFormat(

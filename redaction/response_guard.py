@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redaction.errors import DetectorUnavailable, RedactionError
 from redaction.response_ner import Detect, ner_findings, sentence_cut
@@ -134,6 +135,26 @@ def decoded_view(text: str) -> tuple[str, list[int]]:
             index.append(position)
         position += consumed
     return "".join(out), index
+
+
+# Token details repeat the answer's text token by token, where neither placeholder restoration nor
+# the guard can follow it: with an active policy they are dropped from answers.
+TOKEN_DETAIL_KEYS = frozenset({"logprobs", "top_logprobs"})
+
+
+def drop_token_details(node: Any, policy: ResponsePolicy | None) -> None:
+    """Empty every ``logprobs``/``top_logprobs`` list or object under ``node``, in place."""
+    if policy is None or not policy.active:
+        return
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in TOKEN_DETAIL_KEYS and isinstance(value, list | dict):
+                node[key] = [] if isinstance(value, list) else None
+            else:
+                drop_token_details(value, policy)
+    elif isinstance(node, list):
+        for item in node:
+            drop_token_details(item, policy)
 
 
 class AnswerBlocked(RedactionError):

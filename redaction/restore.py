@@ -43,11 +43,13 @@ class StreamRestorer:
     when the field ends.
     """
 
-    __slots__ = ("_guard", "_held", "_json_escape", "_mapping")
+    __slots__ = ("_guard", "_held", "_json_escape", "_mapping", "_restore")
 
-    def __init__(self, mapping: PlaceholderMap, *, json_escape: bool = False) -> None:
+    def __init__(self, mapping: PlaceholderMap, *, json_escape: bool = False, restore: bool = True) -> None:
+        """``restore=False``: placeholders stay as they are (signed thinking); only the guard runs."""
         self._mapping = mapping
         self._json_escape = json_escape
+        self._restore = restore
         self._held = ""
         self._guard: StreamGuard | None = None
 
@@ -65,6 +67,8 @@ class StreamRestorer:
             self._guard = StreamGuard(self._mapping.response_policy, tuple(self._mapping.caller_values()))
         if self._guard is not None:
             piece = self._guard.feed(piece)
+        if not self._restore:
+            return piece
         text = self._held + piece if self._held else piece
         cut = len(text)
         start = text.rfind("<")
