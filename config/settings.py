@@ -146,6 +146,22 @@ class Settings(BaseSettings):
     log_queue_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Memory bound of unwritten records")
     log_write_attempts: int = Field(5, ge=1)
     log_drain_timeout: float = Field(10.0, ge=0, description="Seconds to flush the log queue at shutdown")
+    database_migrate: bool = Field(
+        True, description="Apply schema migrations at start (else: `privacy-proxy db upgrade`)"
+    )
+    auditor_public_key: str | None = Field(
+        None,
+        description="Write-only mode: base64 X25519 public key; records are sealed to it and the proxy "
+        "cannot read them back (`privacy-proxy keys auditor` makes a key pair)",
+    )
+    training_consent_default: bool = Field(True, description="Whether records may be exported for training")
+    training_consent_clients: dict[str, bool] = Field(
+        default_factory=dict, description="Per-client default (client name or key hash) overriding the global one"
+    )
+    retention_payload_days: float | None = Field(
+        None, gt=0, description="Payloads older than this are destroyed (metadata and chain kept)"
+    )
+    retention_metadata_days: float | None = Field(None, gt=0, description="Records older than this are deleted")
 
     @model_validator(mode="after")
     def _key_sources(self) -> Settings:

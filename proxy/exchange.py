@@ -21,6 +21,7 @@ class Exchange:
     status: int = 0
     outcome: str = "ok"
     log_it: bool = True
+    training_consent: bool = True
     original_request: bytes | None = None
     sanitized_request: bytes | None = None
     response: bytes | None = None
@@ -65,4 +66,5 @@ class Exchange:
             sanitized_request=self.sanitized_request,
             response=self.response,
             mapping=self.mapping.to_dict() if self.mapping else None,
+            training_consent=self.training_consent,
         )

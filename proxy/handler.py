@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from config import Settings
 from proxy.auth import client_identity, upstream_auth_headers
 from proxy.endpoints import Endpoint
 from proxy.errors import (
@@ -38,6 +39,8 @@ from redaction import AnswerBlocked, PlaceholderMap, RedactionError, json_bytes,
 log = logging.getLogger("privacy_proxy.exchange")
 MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
 NO_LOG_HEADER = "X-Privacy-Proxy-No-Log"
+TRAINING_HEADER = "X-Privacy-Proxy-Training"
+_YES, _NO = ("1", "true", "yes"), ("0", "false", "no")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,6 +76,7 @@ async def _exchange(
     exchange.client_id = client_identity(request, settings)
     opted_out = settings.allow_log_opt_out and request.headers.get(NO_LOG_HEADER, "").lower() in ("1", "true", "yes")
     exchange.log_it = settings.log_exchanges and not opted_out
+    exchange.training_consent = _training_consent(request, settings, exchange.client_id)
     if exchange.log_it and not state.storage_ok:
         raise StorageDown("the exchange log is unavailable; nothing was forwarded")
 
@@ -121,6 +125,15 @@ async def _exchange(
             raise from_redaction_error(exc) from None
         exchange.response = restored
         return web.Response(status=upstream.status, body=restored, headers=_response_headers(upstream, exchange))
+
+
+def _training_consent(request: web.Request, settings: Settings, client_id: str) -> bool:
+    """Whether the record may ever be exported for training: the request's header, else the
+    client's default, else the global one. (It is kept for audit either way.)"""
+    header = request.headers.get(TRAINING_HEADER, "").strip().lower()
+    if header in _YES or header in _NO:
+        return header in _YES
+    return settings.training_consent_clients.get(client_id, settings.training_consent_default)
 
 
 def _response_headers(upstream: aiohttp.ClientResponse, exchange: Exchange) -> CIMultiDict[str]:

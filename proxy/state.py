@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 from dataclasses import dataclass, field
 
@@ -25,7 +26,16 @@ from redaction import (
     ResponsePolicy,
     TermLists,
 )
-from storage import LogWriter, create_schema, load_keyring, make_engine, touch_heartbeat
+from storage import (
+    AuditorPublicKey,
+    KeyAccess,
+    LogWriter,
+    SchemaError,
+    create_schema,
+    load_keyring,
+    make_engine,
+    touch_heartbeat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +62,8 @@ class ProxyState:
     engine: AsyncEngine | None = None
     writer: LogWriter | None = None
     _storage_ok: bool = False
-    writer_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # one chain per process run: containers all run as pid 1, hence the random part
+    writer_id: str = field(default_factory=lambda: f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
     _detector_start: asyncio.Task[None] | None = None
     _sweeper: asyncio.Task[None] | None = None
     _policies: dict[str, ResponsePolicy] = field(default_factory=dict)
@@ -90,15 +101,20 @@ class ProxyState:
         self.engine = make_engine(self.settings.database_url)
         sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         try:
-            await create_schema(self.engine)
+            await create_schema(self.engine, migrate=self.settings.database_migrate)
             self._storage_ok = True
+        except SchemaError as exc:
+            log.error("log database: %s", exc)
         except Exception as exc:
             log.error(
                 "log database unavailable at start (%s); requests that must be logged get 503", type(exc).__name__
             )
+        auditor = self.settings.auditor_public_key
+        keys = KeyAccess(keyring, AuditorPublicKey.from_text(auditor) if auditor else None)
         self.writer = LogWriter(
             sessions,
-            keyring,
+            keys,
+            writer_id=self.writer_id,
             queue_size=self.settings.log_queue_size,
             queue_bytes=self.settings.log_queue_bytes,
             attempts=self.settings.log_write_attempts,

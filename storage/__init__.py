@@ -1,18 +1,26 @@
-"""The encrypted exchange log. Never imports proxy/ or redaction/."""
+"""The encrypted, chained audit log. Never imports proxy/ or redaction/."""
 
-from storage.crypto import DecryptionFailed, Keyring, UnknownKey
-from storage.database import create_schema, make_engine, touch_heartbeat
+from storage.crypto import DecryptionFailed, KeyError_, Keyring, UnknownKey
+from storage.database import SchemaError, create_schema, make_engine, touch_heartbeat, upgrade_schema
+from storage.envelope import AuditorPrivateKey, AuditorPublicKey, KeyAccess
 from storage.keys import load_keyring
 from storage.models import ExchangeRow
-from storage.records import ExchangeRecord, new_record_id, seal, unseal
-from storage.writer import LogWriter
+from storage.records import ExchangeRecord, RecordErased, new_record_id, seal, unseal
+from storage.writer import ChainAppender, LogWriter
 
 __all__ = [
+    "AuditorPrivateKey",
+    "AuditorPublicKey",
+    "ChainAppender",
     "DecryptionFailed",
     "ExchangeRecord",
     "ExchangeRow",
+    "KeyAccess",
+    "KeyError_",
     "Keyring",
     "LogWriter",
+    "RecordErased",
+    "SchemaError",
     "UnknownKey",
     "create_schema",
     "load_keyring",
@@ -21,4 +29,5 @@ __all__ = [
     "seal",
     "touch_heartbeat",
     "unseal",
+    "upgrade_schema",
 ]

@@ -1,4 +1,4 @@
-"""AES-256-GCM for the log's payload columns.
+"""AES-256-GCM for the log: master keys (the keyring) and the primitive every layer uses.
 
 Every ciphertext is bound to its table, record id and column through the associated data, so
 a ciphertext copied into another row or column fails to decrypt instead of being misread.
@@ -55,6 +55,22 @@ def associated_data(table: str, record_id: str, column: str) -> bytes:
     return f"privacy-proxy/v1\x00{table}\x00{record_id}\x00{column}".encode()
 
 
+def aead_encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM, a fresh nonce, the format byte in front."""
+    nonce = os.urandom(NONCE_BYTES)
+    return FORMAT_VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def aead_decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    if blob[:1] != FORMAT_VERSION:
+        raise DecryptionFailed("unknown ciphertext format")
+    nonce, ciphertext = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext, aad)
+    except InvalidTag:
+        raise DecryptionFailed("ciphertext does not authenticate for this record and column") from None
+
+
 @dataclass
 class Keyring:
     """The keys this process can use: one active key for new records, older ones to read."""
@@ -68,17 +84,10 @@ class Keyring:
         return cls(active_id=key_id_for(key), keys=keys)
 
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return FORMAT_VERSION + nonce + AESGCM(self.keys[self.active_id]).encrypt(nonce, plaintext, aad)
+        return aead_encrypt(self.keys[self.active_id], plaintext, aad)
 
     def decrypt(self, key_id: str, blob: bytes, aad: bytes) -> bytes:
         key = self.keys.get(key_id)
         if key is None:
             raise UnknownKey(f"no key with id {key_id}")
-        if blob[:1] != FORMAT_VERSION:
-            raise DecryptionFailed("unknown ciphertext format")
-        nonce, ciphertext = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
-        try:
-            return AESGCM(key).decrypt(nonce, ciphertext, aad)
-        except InvalidTag:
-            raise DecryptionFailed("ciphertext does not authenticate for this record and column") from None
+        return aead_decrypt(key, blob, aad)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from storage.models import Base, HeartbeatRow
+from storage.models import HeartbeatRow
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -27,10 +32,68 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables. (Versioned migrations arrive with the audit store.)"""
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SchemaError(Exception):
+    """The database's schema is not one this version can use; the message says what to do."""
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _check_not_legacy(connection: Connection) -> None:
+    if _current(connection) is None and inspect(connection).has_table("exchanges"):
+        raise SchemaError(
+            "the log database was created by a development build without migrations; "
+            "point database_url at a new database (the old file can be kept for reference)"
+        )
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head() or ""  # type: ignore[arg-type]
+
+
+async def schema_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current)
+
+
+async def upgrade_schema(engine: AsyncEngine) -> None:
+    """Apply every pending migration (``privacy-proxy db upgrade``, or at start)."""
+
+    def upgrade(connection: Connection) -> None:
+        _check_not_legacy(connection)
+        command.upgrade(_alembic_config(connection), "head")
+
     async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
+        await connection.run_sync(upgrade)
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Raise ``SchemaError`` unless the schema is at this version's head (migrations off at start)."""
+    current = await schema_revision(engine)
+    if current != head_revision():
+        raise SchemaError(
+            f"log database schema is at {current or 'nothing'}, this version needs {head_revision()}: "
+            "run `privacy-proxy db upgrade`"
+        )
+
+
+async def create_schema(engine: AsyncEngine, migrate: bool = True) -> None:
+    """Bring the schema to this version (``migrate``), or check that it already is."""
+    if migrate:
+        await upgrade_schema(engine)
+    else:
+        await check_schema(engine)
 
 
 async def touch_heartbeat(sessions: async_sessionmaker, writer_id: str) -> None:

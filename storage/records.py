@@ -9,8 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.crypto import Keyring, associated_data
+from storage.chain import payload_digest
+from storage.crypto import KeyError_, Keyring, aead_decrypt, aead_encrypt, associated_data
+from storage.envelope import KeyAccess, new_data_key
 from storage.models import ENCRYPTED_COLUMNS, ExchangeRow
+
+
+class RecordErased(KeyError_):
+    """The record's data key was destroyed (erasure or retention): its payloads are gone."""
 
 
 def new_record_id() -> str:
@@ -38,6 +44,9 @@ class ExchangeRecord:
     sanitized_request: bytes | None = None
     response: bytes | None = None
     mapping: dict[str, Any] | None = None
+    kind: str = "exchange"
+    training_consent: bool = True
+    target: str | None = None
 
     def payload_size(self) -> int:
         """Approximate memory held by this record's payloads (bounds the write queue)."""
@@ -54,16 +63,27 @@ class ExchangeRecord:
         }
 
 
-def seal(record: ExchangeRecord, keyring: Keyring) -> ExchangeRow:
-    """The database row: metadata in clear, each payload encrypted and bound to (row, column)."""
+def _aad(record_id: str, column: str) -> bytes:
+    return associated_data("exchanges", record_id, column)
+
+
+def _access(keys: KeyAccess | Keyring) -> KeyAccess:
+    return keys if isinstance(keys, KeyAccess) else KeyAccess(keys)
+
+
+def seal(record: ExchangeRecord, keys: KeyAccess | Keyring) -> ExchangeRow:
+    """The database row: metadata in clear, each payload encrypted with the record's own data key
+    and bound to (row, column); the data key wrapped by the active master key (or sealed to the
+    auditor). The writer fills in the chain fields."""
+    data_key = new_data_key()
     sealed = {
-        column: None
-        if plaintext is None
-        else keyring.encrypt(plaintext, associated_data("exchanges", record.id, column))
+        column: None if plaintext is None else aead_encrypt(data_key, plaintext, _aad(record.id, column))
         for column, plaintext in record.payloads().items()
     }
-    return ExchangeRow(
+    key_id, wrapped = _access(keys).wrap(data_key, record.id)
+    row = ExchangeRow(
         id=record.id,
+        kind=record.kind,
         created_at=record.created_at,
         client_id=record.client_id,
         endpoint=record.endpoint,
@@ -75,22 +95,33 @@ def seal(record: ExchangeRecord, keyring: Keyring) -> ExchangeRow:
         latency_detection_ms=record.latency_detection_ms,
         latency_upstream_ms=record.latency_upstream_ms,
         entity_counts=record.entity_counts,
-        key_id=keyring.active_id,
+        training_consent=record.training_consent,
+        target=record.target,
+        key_id=key_id,
+        wrapped_key=wrapped,
+        writer_id="",
+        seq=0,
+        chain_hash=b"",
         **sealed,
     )
+    row.payload_digest = payload_digest(row)
+    return row
 
 
-def unseal(row: ExchangeRow, keyring: Keyring) -> ExchangeRecord:
-    """Decrypt a row. Raises ``DecryptionFailed``/``UnknownKey`` rather than return garbage."""
+def unseal(row: ExchangeRow, keys: KeyAccess | Keyring) -> ExchangeRecord:
+    """Decrypt a row. Raises ``RecordErased``, ``UnknownKey`` or ``DecryptionFailed`` rather than
+    return garbage."""
+    if row.wrapped_key is None or row.key_id is None:
+        raise RecordErased(f"record {row.id} was erased or its payloads purged")
+    data_key = _access(keys).unwrap(row.key_id, row.wrapped_key, row.id)
     plain: dict[str, bytes | None] = {}
     for column in ENCRYPTED_COLUMNS:
         blob = getattr(row, column)
-        plain[column] = (
-            None if blob is None else keyring.decrypt(row.key_id, blob, associated_data("exchanges", row.id, column))
-        )
+        plain[column] = None if blob is None else aead_decrypt(data_key, blob, _aad(row.id, column))
     mapping = plain.pop("mapping")
     return ExchangeRecord(
         id=row.id,
+        kind=row.kind,
         client_id=row.client_id,
         endpoint=row.endpoint,
         created_at=row.created_at,
@@ -102,6 +133,8 @@ def unseal(row: ExchangeRow, keyring: Keyring) -> ExchangeRecord:
         latency_detection_ms=row.latency_detection_ms,
         latency_upstream_ms=row.latency_upstream_ms,
         entity_counts=dict(row.entity_counts or {}),
+        training_consent=row.training_consent,
+        target=row.target,
         mapping=None if mapping is None else json.loads(mapping),
         **plain,
     )

@@ -11,10 +11,17 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from storage.blind_index import record_digests
+from storage.chain import GENESIS, link
 from storage.crypto import Keyring
+from storage.envelope import KeyAccess
+from storage.log_keys import LogSecrets, load_log_secrets
+from storage.models import ChainRow, SubjectIndexRow
 from storage.records import ExchangeRecord, seal
 
 log = logging.getLogger(__name__)
@@ -31,19 +38,62 @@ class WriterStats:
     retries: int = 0
 
 
+class ChainAppender:
+    """Appends records to one writer's chain: seals them, numbers and links them, indexes their
+    subjects, and moves the chain's head, all in one transaction (so a failed write leaves no gap)."""
+
+    def __init__(self, sessions: async_sessionmaker, keys: KeyAccess | Keyring, writer_id: str) -> None:
+        self._sessions = sessions
+        self._keys = keys if isinstance(keys, KeyAccess) else KeyAccess(keys)
+        self.writer_id = writer_id
+        self._secrets: LogSecrets | None = None
+        self._head_seq = 0
+        self._head_hash = GENESIS
+        self._chain_exists = False
+
+    async def secrets(self) -> LogSecrets:
+        if self._secrets is None:
+            self._secrets = await load_log_secrets(self._sessions, self._keys.keyring)
+        return self._secrets
+
+    async def append(self, records: list[ExchangeRecord]) -> None:
+        secrets = await self.secrets()
+        rows = [seal(record, self._keys) for record in records]
+        seq, head = self._head_seq, self._head_hash
+        index_rows = []
+        for record, row in zip(records, rows, strict=True):
+            seq += 1
+            row.writer_id, row.seq = self.writer_id, seq
+            row.chain_hash = head = link(secrets.chain_key, head, row)
+            digests = record_digests(secrets.index_key, record.mapping)
+            index_rows += [SubjectIndexRow(digest=digest, record_id=row.id) for digest in digests]
+        async with self._sessions.begin() as session:
+            if self._chain_exists:
+                await session.execute(
+                    update(ChainRow).where(ChainRow.writer_id == self.writer_id).values(head_seq=seq, head_hash=head)
+                )
+            else:
+                session.add(ChainRow(
+                    writer_id=self.writer_id, created_at=datetime.now(UTC), base_seq=0, base_hash=GENESIS,
+                    head_seq=seq, head_hash=head,
+                ))  # fmt: skip
+            session.add_all([*rows, *index_rows])
+        self._head_seq, self._head_hash, self._chain_exists = seq, head, True
+
+
 class LogWriter:
     def __init__(
         self,
         sessions: async_sessionmaker,
-        keyring: Keyring,
+        keys: KeyAccess | Keyring,
         *,
+        writer_id: str = "proxy",
         queue_size: int = 10_000,
         queue_bytes: int = 256 * 1024 * 1024,
         attempts: int = 5,
         first_backoff: float = 0.05,
     ) -> None:
-        self._sessions = sessions
-        self._keyring = keyring
+        self._chain = ChainAppender(sessions, keys, writer_id)
         self._queue: asyncio.Queue[ExchangeRecord] = asyncio.Queue(queue_size)
         self._max_bytes = queue_bytes
         self._queued_bytes = 0
@@ -120,9 +170,7 @@ class LogWriter:
         delay = self._first_backoff
         for attempt in range(1, attempts + 1):
             try:
-                rows = [seal(record, self._keyring) for record in batch]
-                async with self._sessions.begin() as session:
-                    session.add_all(rows)
+                await self._chain.append(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -321,6 +321,9 @@ async def test_writer_recovers_when_a_retry_succeeds(engine: AsyncEngine, keyrin
     calls = 0
 
     class FlakySessions:
+        def __call__(self):
+            return sessions()
+
         def begin(self):
             nonlocal calls
             calls += 1
