@@ -57,6 +57,16 @@ def serve(upstream: str | None, host: str | None, port: int | None, config: str 
         raise click.ClickException(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
 
 
+def _register_log_commands() -> None:
+    from proxy.cli_audit import audit, db, keys
+
+    for group in (db, keys, audit):
+        main.add_command(group)
+
+
+_register_log_commands()
+
+
 def _run(app: web.Application, settings: Settings) -> None:
     web.run_app(
         app,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -74,8 +76,13 @@ async def upgrade_schema(engine: AsyncEngine) -> None:
         _check_not_legacy(connection)
         command.upgrade(_alembic_config(connection), "head")
 
+    before = await schema_revision(engine)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines describe SQLAlchemy internals
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)
+    after = await schema_revision(engine)
+    if after != before:
+        log.info("log database schema upgraded from %s to %s", before or "empty", after)
 
 
 async def check_schema(engine: AsyncEngine) -> None:

@@ -272,3 +272,9 @@ class FakeUpstream:
         await response.write(sse("[DONE]"))
         await response.write_eof()
         return response
+
+
+if __name__ == "__main__":  # a stand-in LLM for demos: python -m tests.fake_upstream PORT
+    import sys
+
+    web.run_app(FakeUpstream().app(), host="127.0.0.1", port=int(sys.argv[1]) if len(sys.argv) > 1 else 9999)
