@@ -20,7 +20,7 @@ from storage.blind_index import subject_digest
 from storage.envelope import KeyAccess
 from storage.log_keys import LogSecrets
 from storage.models import ENCRYPTED_COLUMNS, ChainRow, ExchangeRow, SubjectIndexRow
-from storage.records import ExchangeRecord, new_record_id, unseal
+from storage.records import ExchangeRecord, RecordErased, new_record_id, unseal
 from storage.writer import ChainAppender
 
 
@@ -123,6 +123,8 @@ class Auditor:
         row = await get_record(self.sessions, record_id)
         if row is None:
             raise LookupError(f"no record {record_id}")
+        if row.wrapped_key is None:
+            raise RecordErased(f"record {record_id} was erased or its payloads purged: nothing to reveal")
         await self.record_action("reveal", record_id, {"reason": reason})
         return unseal(row, self.keys)
 
