@@ -162,6 +162,7 @@ class Settings(BaseSettings):
         None, gt=0, description="Payloads older than this are destroyed (metadata and chain kept)"
     )
     retention_metadata_days: float | None = Field(None, gt=0, description="Records older than this are deleted")
+    retention_interval: float = Field(3600.0, gt=0, description="Seconds between retention purges by the proxy")
 
     @model_validator(mode="after")
     def _key_sources(self) -> Settings:

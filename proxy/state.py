@@ -8,6 +8,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -36,6 +37,7 @@ from storage import (
     make_engine,
     touch_heartbeat,
 )
+from storage.audit import Auditor
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class ProxyState:
     writer_id: str = field(default_factory=lambda: f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
     _detector_start: asyncio.Task[None] | None = None
     _sweeper: asyncio.Task[None] | None = None
+    _retention: asyncio.Task[None] | None = None
     _policies: dict[str, ResponsePolicy] = field(default_factory=dict)
 
     vault: PlaceholderVault = field(init=False)
@@ -121,10 +124,36 @@ class ProxyState:
         )
         self.writer.start()
         self._sessions = sessions
+        self._keys = keys
         await self.router.open()
         if self.owns_detector:
             self._detector_start = asyncio.create_task(self._start_detector())
         self._sweeper = asyncio.create_task(self._sweep_placeholders())
+        if self.settings.retention_payload_days or self.settings.retention_metadata_days:
+            self._retention = asyncio.create_task(self._retention_loop())
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await self.enforce_retention()
+            await asyncio.sleep(self.settings.retention_interval)
+
+    async def enforce_retention(self) -> tuple[int, int]:
+        """Destroy payloads and delete records past their retention (an audited purge)."""
+        now = datetime.now(UTC)
+        payload_days, record_days = self.settings.retention_payload_days, self.settings.retention_metadata_days
+        try:
+            payloads, records = await Auditor(self._sessions, self._keys, actor="privacy-proxy retention").purge(
+                None if payload_days is None else now - timedelta(days=payload_days),
+                None if record_days is None else now - timedelta(days=record_days),
+            )
+        except Exception as exc:
+            log.error(
+                "retention purge failed (%s); retrying in %gs", type(exc).__name__, self.settings.retention_interval
+            )
+            return 0, 0
+        if payloads or records:
+            log.info("retention: %d payload(s) destroyed, %d record(s) deleted", payloads, records)
+        return payloads, records
 
     async def _sweep_placeholders(self) -> None:
         """Forget expired placeholder values even of clients that never come back."""
@@ -142,8 +171,9 @@ class ProxyState:
     async def close(self) -> None:
         if self._detector_start is not None and not self._detector_start.done():
             self._detector_start.cancel()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._retention):
+            if task is not None:
+                task.cancel()
         if self.writer is not None:
             await self.writer.close(self.settings.log_drain_timeout)
         await self.router.close()

@@ -60,6 +60,7 @@ async def rewrap_all(
             batch = (await session.execute(stale.where(ExchangeRow.id > after).limit(BATCH))).all()
             if not batch:
                 break
+            changes = []
             for record_id, key_id, wrapped in batch:
                 try:
                     data_key = keyring.decrypt(key_id, wrapped, data_key_aad(record_id))
@@ -67,12 +68,10 @@ async def rewrap_all(
                     report.unreadable.append(record_id)
                     continue
                 rewrapped = keyring.encrypt(data_key, data_key_aad(record_id))
-                await session.execute(
-                    update(ExchangeRow)
-                    .where(ExchangeRow.id == record_id)
-                    .values(wrapped_key=rewrapped, key_id=keyring.active_id)
-                )
-                report.rewrapped += 1
+                changes.append({"id": record_id, "wrapped_key": rewrapped, "key_id": keyring.active_id})
+            if changes:
+                await session.execute(update(ExchangeRow), changes)  # one executemany by primary key
+            report.rewrapped += len(changes)
             after = batch[-1][0]
         if progress is not None:
             progress(len(batch))

@@ -286,3 +286,41 @@ async def test_log_exchanges_false_writes_nothing(make_proxy, upstream, http, tm
             assert connection.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 0
     assert len(upstream.fake.received) == 2
     assert_no_plaintext(tmp_path)
+
+
+async def test_write_only_mode_the_proxy_cannot_read_its_own_log(make_proxy, http, tmp_path):
+    from storage import AuditorPrivateKey, KeyAccess, UnknownKey
+
+    private = AuditorPrivateKey.generate()
+    proxy = await make_proxy(auditor_public_key=private.public_text())
+    status, _ = await post(http, proxy, raw_request({"model": "m", "messages": [{"role": "user", "content": TEXT}]}))
+    assert status == 200
+    await proxy.state.writer.wait_idle()
+    [row] = await rows_of(proxy)
+    keyring = load_keyring(None, proxy.settings.encryption_key_file)
+    with pytest.raises(UnknownKey):
+        unseal(row, keyring)
+    assert NAME.encode() in unseal(row, KeyAccess(keyring, auditor_private=private)).original_request
+    assert_no_plaintext(tmp_path)
+
+
+async def test_training_consent_from_header_client_default_and_global(make_proxy, http):
+    proxy = await make_proxy(training_consent_default=False, training_consent_clients={"anonymous": True})
+    raw = raw_request({"model": "m", "messages": [{"role": "user", "content": "hello"}]})
+    for header in (None, "no", "yes"):
+        headers = {"Content-Type": "application/json", **({"X-Privacy-Proxy-Training": header} if header else {})}
+        async with http.post(f"{proxy.base_url}/chat/completions", data=raw, headers=headers) as response:
+            assert response.status == 200
+    assert [r.training_consent for r in await proxy.records()] == [True, False, True]
+
+
+async def test_the_proxy_enforces_payload_retention_as_an_audited_purge(make_proxy, http):
+    proxy = await make_proxy(retention_payload_days=1e-9)
+    status, _ = await post(http, proxy, raw_request({"model": "m", "messages": [{"role": "user", "content": TEXT}]}))
+    assert status == 200
+    await proxy.state.writer.wait_idle()
+    assert await proxy.state.enforce_retention() == (1, 0)
+    rows = await rows_of(proxy)
+    [exchange] = [r for r in rows if r.kind == "exchange"]
+    assert exchange.payload_purged_at is not None and exchange.original_request is None
+    assert {r.kind for r in rows} >= {"exchange", "purge"}
