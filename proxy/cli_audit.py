@@ -52,6 +52,9 @@ def parse_moment(text: str | None) -> datetime | None:
 def _run(coroutine: Any) -> Any:
     try:
         return asyncio.run(coroutine)
+    except BrokenPipeError:  # `... | head`: the reader is gone, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except (KeyError_, SchemaError, LookupError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -360,7 +363,7 @@ def list_(config, since, until, client, model, status, entity, actions, limit, a
 
 
 def _print_table(rows) -> None:
-    headers = ("ID", "CREATED (UTC)", "CLIENT", "MODEL", "STATUS", "OUTCOME", "ENTITIES", "")
+    headers = ("ID", "CREATED (UTC)", "CLIENT", "MODEL", "STATUS", "OUTCOME", "TRAIN", "ENTITIES", "")
     lines = [
         (
             row.id,
@@ -369,6 +372,7 @@ def _print_table(rows) -> None:
             (row.model or "-")[:24] if row.kind == "exchange" else row.endpoint,
             str(row.status),
             row.outcome,
+            "yes" if row.training_consent else "no",
             ",".join(f"{k}={v}" for k, v in sorted((row.entity_counts or {}).items())) or "-",
             "erased" if row.erased_at else "purged" if row.payload_purged_at else "",
         )

@@ -185,10 +185,8 @@ def _iso(moment: datetime | None) -> str | None:
 async def _shred(session: AsyncSession, record_ids: list[str], **stamp: datetime) -> None:
     for start in range(0, len(record_ids), 500):
         chunk = record_ids[start : start + 500]
-        cleared = dict.fromkeys(ENCRYPTED_COLUMNS)
-        await session.execute(
-            update(ExchangeRow).where(ExchangeRow.id.in_(chunk)).values(wrapped_key=None, **cleared, **stamp)
-        )
+        cleared = dict.fromkeys((*ENCRYPTED_COLUMNS, "key_id", "wrapped_key"))
+        await session.execute(update(ExchangeRow).where(ExchangeRow.id.in_(chunk)).values(**cleared, **stamp))
         await session.execute(delete(SubjectIndexRow).where(SubjectIndexRow.record_id.in_(chunk)))
 
 

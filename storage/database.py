@@ -76,8 +76,8 @@ async def upgrade_schema(engine: AsyncEngine) -> None:
         _check_not_legacy(connection)
         command.upgrade(_alembic_config(connection), "head")
 
-    before = await schema_revision(engine)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines describe SQLAlchemy internals
+    before = await schema_revision(engine)
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)
     after = await schema_revision(engine)

@@ -31,7 +31,7 @@ class RotationReport:
 async def keys_in_use(sessions: async_sessionmaker) -> dict[str, int]:
     """How many records (and log secrets) each master or auditor key id still protects."""
     async with sessions() as session:
-        query = select(ExchangeRow.key_id, func.count()).where(ExchangeRow.key_id.is_not(None))
+        query = select(ExchangeRow.key_id, func.count()).where(ExchangeRow.wrapped_key.is_not(None))
         counts = {key_id: n for key_id, n in (await session.execute(query.group_by(ExchangeRow.key_id))).all()}
         for key_id in (await session.execute(select(LogSecretRow.key_id))).scalars():
             counts[key_id] = counts.get(key_id, 0) + 1
