@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redaction.errors import DetectorUnavailable
+from redaction.lean_nlp import fast_context_enhancer, lean_nlp_engine_class, load_lean_spacy
 from redaction.normalize import normalised_view, to_original
+from redaction.recognizers import windowed_phone_recognizer
 from redaction.spans import Span
 
 if TYPE_CHECKING:
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 # spaCy labels Presidio does not map to PII (from Presidio's conf/spacy.yaml): without this list
 # they are kept and every call logs a warning.
 SPACY_LABELS_TO_IGNORE = (
-    "ORG", "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY",
+    "ORG", "ORGANIZATION", "CARDINAL", "EVENT", "FAC", "LANGUAGE", "LAW", "MONEY",
     "ORDINAL", "PERCENT", "PRODUCT", "QUANTITY", "WORK_OF_ART",
 )  # fmt: skip
 # spaCy refuses texts over 1,000,000 characters, and context scoring grows with length:
@@ -42,6 +44,9 @@ class DetectorConfig:
     excluded_entities: tuple[str, ...] = ("DATE_TIME", "NRP")
     score_threshold: float = 0.35
     entity_thresholds: dict[str, float] = field(default_factory=dict)
+    # False: the full spaCy pipeline and Presidio's own recognizers (the reference the lean
+    # configuration is checked against)
+    lean: bool = True
 
 
 def keep_offline() -> None:
@@ -68,13 +73,23 @@ def build_analyzer(config: DetectorConfig) -> AnalyzerEngine:
     keep_offline()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-    nlp_engine = SpacyNlpEngine(
+    engine_class = lean_nlp_engine_class() if config.lean else SpacyNlpEngine
+    nlp_engine = engine_class(
         models=[{"lang_code": "en", "model_name": config.spacy_model}],
         ner_model_configuration=NerModelConfiguration(labels_to_ignore=list(SPACY_LABELS_TO_IGNORE)),
     )
-    nlp_engine.nlp = {"en": _load_spacy(config.spacy_model)}
-    return AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+    nlp_engine.nlp = {"en": load_lean_spacy(config.spacy_model) if config.lean else _load_spacy(config.spacy_model)}
+    enhancer = {"context_aware_enhancer": fast_context_enhancer()} if config.lean else {}
+    analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"], **enhancer)
+    if config.lean:
+        registry = analyzer.registry
+        phone = next((r for r in registry.recognizers if isinstance(r, PhoneRecognizer)), None)
+        if phone is not None:
+            registry.remove_recognizer(phone.name)
+            registry.add_recognizer(windowed_phone_recognizer(PhoneRecognizer)(supported_language="en"))
+    return analyzer
 
 
 def _windows(text: str) -> list[tuple[int, str]]:

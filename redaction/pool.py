@@ -18,6 +18,7 @@ from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from redaction.detector import Detector, DetectorConfig
 from redaction.errors import DetectionTimeout, DetectorUnavailable
 from redaction.spans import Span
+from redaction.work_split import SpanCache, plan
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ def _worker_pid_when_warm() -> int:
 class DetectorPool:
     """A pool of detector processes with an async ``analyze``."""
 
-    def __init__(self, config: DetectorConfig, workers: int = 1, timeout: float = 30.0) -> None:
+    def __init__(
+        self, config: DetectorConfig, workers: int = 1, timeout: float = 30.0, cache_entries: int = 20_000
+    ) -> None:
         self.config = config
         self.workers = workers
         self.timeout = timeout
@@ -53,6 +56,8 @@ class DetectorPool:
         self._ready = False
         self._restart_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._busy = 0  # jobs in the workers right now: splitting only uses idle ones
+        self.cache = SpanCache(cache_entries)
         self.restarts = 0
 
     @property
@@ -84,14 +89,34 @@ class DetectorPool:
         log.info("detector ready: %d worker(s), model %s", self.workers, self.config.spacy_model)
 
     async def analyze(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Spans per text: remembered ones from the cache, the others from the workers (a long
+        text shared among the idle ones)."""
         if not self._ready or self._executor is None:
             raise DetectorUnavailable("detector is not ready")
-        if not any(text.strip() for text in texts):
-            return [[] for _ in texts]
+        keys = [self.cache.key(text) for text in texts]
+        spans_by_key = {key: spans for key in keys if (spans := self.cache.get(key)) is not None}
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in spans_by_key}
+        if any(text.strip() for text in missing.values()):
+            found = await self._analyze_uncached(list(missing.values()))
+            for key, spans in zip(missing, found, strict=True):
+                self.cache.put(key, spans)
+                spans_by_key[key] = tuple(spans)
+        return [list(spans_by_key.get(key, ())) for key in keys]
+
+    async def _analyze_uncached(self, texts: list[str]) -> list[list[Span]]:
         loop = asyncio.get_running_loop()
-        with self._failing_closed(self._restart):
-            future = loop.run_in_executor(self._executor, _analyze_in_worker, list(texts))
-            return await asyncio.wait_for(future, self.timeout)
+        work = plan(texts, max(1, self.workers - self._busy))
+        self._busy += len(work.jobs)
+        try:
+            with self._failing_closed(self._restart):
+                futures = [
+                    loop.run_in_executor(self._executor, _analyze_in_worker, [piece.text for piece in job])
+                    for job in work.jobs
+                ]
+                results = await asyncio.wait_for(asyncio.gather(*futures), self.timeout)
+        finally:
+            self._busy -= len(work.jobs)
+        return work.merge(list(results), len(texts))
 
     def analyze_blocking(self, texts: Sequence[str]) -> list[list[Span]]:
         """``analyze`` for code running in a worker thread (the response guard of a stream).
