@@ -23,19 +23,9 @@ from pathlib import Path
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
-FILLER = (
-    "The quarterly infrastructure review covers the migration of the build pipeline to the new "
-    "cluster, the retirement of the legacy queue, and the capacity plan for the next release. "
-)
-PII = (
-    "Please update the account of Jane Roe (jane.roe@example.com, +1 212 555 0147). "
-    "Her card 4111 1111 1111 1111 was replaced; IBAN DE89 3704 0044 0532 0130 00 stays. "
-)
+sys.path.insert(0, str(HERE.parent))
 
-
-def prompt(size: int, with_pii: bool) -> str:
-    text = (PII if with_pii else "") + FILLER * (size // len(FILLER) + 1)
-    return text[:size]
+from tests.corpus import prompt  # noqa: E402
 
 
 def free_port() -> int:

@@ -127,7 +127,15 @@ class Settings(BaseSettings):
     response_block_types: list[str] = Field(
         default_factory=list, description="An answer holding a made-up value of these types is refused (502)"
     )
+    detection: Literal["presidio", "off"] = Field(
+        "presidio", description="off: nothing is detected (benchmarks of the proxy's own cost; deny list still applies)"
+    )
     detector_workers: int = Field(default_factory=_default_workers, ge=1)
+    detection_cache_entries: int = Field(
+        20_000,
+        ge=0,
+        description="Texts whose findings are remembered (keyed hash, memory only): history is not re-analysed",
+    )
     detection_timeout: float = Field(30.0, gt=0, description="Slower detection fails closed and restarts the workers")
     max_inspected_chars: int = Field(
         400_000, gt=0, description="Requests with more text than this get 413 (detection would take too long)"
@@ -182,7 +190,7 @@ class Settings(BaseSettings):
         undetected = sorted(
             t
             for t in wanted - set(RESPONSE_TYPES)
-            if t in self.excluded_entities or (self.entities and t not in self.entities)
+            if self.detection == "off" or t in self.excluded_entities or (self.entities and t not in self.entities)
         )
         if undetected:
             raise ValueError(f"response types {undetected} are not detected (see entities / excluded_entities)")

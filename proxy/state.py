@@ -20,6 +20,7 @@ from proxy.upstream import Upstream
 from redaction import (
     DetectorConfig,
     DetectorPool,
+    NoDetector,
     PlaceholderStore,
     PlaceholderVault,
     Redactor,
@@ -92,7 +93,14 @@ class ProxyState:
     def from_settings(cls, settings: Settings, detector: DetectorPool | None = None) -> ProxyState:
         if detector is not None:
             return cls(settings, detector, owns_detector=False)
-        pool = DetectorPool(detector_config(settings), settings.detector_workers, settings.detection_timeout)
+        if settings.detection == "off":
+            return cls(settings, NoDetector())  # type: ignore[arg-type]
+        pool = DetectorPool(
+            detector_config(settings),
+            settings.detector_workers,
+            settings.detection_timeout,
+            cache_entries=settings.detection_cache_entries,
+        )
         return cls(settings, pool)
 
     async def open(self) -> None:

@@ -9,7 +9,7 @@ from redaction.openai_misc import COMPLETIONS, EMBEDDINGS, GENERIC
 from redaction.openai_responses import RESPONSES
 from redaction.pipeline import Redaction, Redactor, json_bytes
 from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap, PlaceholderStore
-from redaction.pool import DetectorPool
+from redaction.pool import DetectorPool, NoDetector
 from redaction.pseudonymize import TermLists
 from redaction.response_guard import STRUCTURED_TYPES, AnswerBlocked, ResponsePolicy, StreamGuard, redact_values
 from redaction.response_ner import ResponseDetector
@@ -35,6 +35,7 @@ __all__ = [
     "DetectorPool",
     "DetectorUnavailable",
     "EventRestorer",
+    "NoDetector",
     "PlaceholderMap",
     "PlaceholderStore",
     "PlaceholderVault",

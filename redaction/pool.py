@@ -186,3 +186,30 @@ class DetectorPool:
         if self._executor is not None:
             executor, self._executor = self._executor, None
             await asyncio.get_running_loop().run_in_executor(None, lambda: executor.shutdown(cancel_futures=True))
+
+
+class NoDetector:
+    """``detection: off``: nothing is found, only the deny list and known values are replaced.
+
+    For measuring the proxy's own overhead (bench/) and for deployments that only need the log;
+    the proxy warns at start when it runs like this.
+    """
+
+    workers = 0
+    ready = True
+    restarts = 0
+
+    async def start(self) -> None:
+        log.warning("detection is OFF: personal data is forwarded unless it is on the deny list")
+
+    async def analyze(self, texts: Sequence[str]) -> list[list[Span]]:
+        return [[] for _ in texts]
+
+    def analyze_blocking(self, texts: Sequence[str]) -> list[list[Span]]:
+        return [[] for _ in texts]
+
+    async def wait_ready(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

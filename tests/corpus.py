@@ -42,3 +42,30 @@ def long_text(size: int) -> str:
         text += CORPUS[index % len(CORPUS)] + " "
         index += 1
     return text[:size]
+
+
+FILLER = (
+    "The quarterly infrastructure review covers the migration of the build pipeline to the new "
+    "cluster, the retirement of the legacy queue, and the capacity plan for the next release. "
+)
+PII = (
+    "Please update the account of Jane Roe (jane.roe@example.com, +1 212 555 0147). "
+    "Her card 4111 1111 1111 1111 was replaced; IBAN DE89 3704 0044 0532 0130 00 stays. "
+)
+
+
+def prompt(size: int, with_pii: bool = True) -> str:
+    """A business prompt of ``size`` characters: the PII sentences (if any), then prose."""
+    text = (PII if with_pii else "") + FILLER * (size // len(FILLER) + 1)
+    return text[:size]
+
+
+def conversation(turns: int) -> list[list[dict[str, str]]]:
+    """The message lists an agent sends on turns 1..``turns``: each resends the whole history."""
+    history: list[dict[str, str]] = []
+    sent = []
+    for turn in range(turns):
+        history.append({"role": "user", "content": CORPUS[turn % len(CORPUS)] + " " + FILLER})
+        sent.append(list(history))
+        history.append({"role": "assistant", "content": f"Noted, step {turn + 1} done. " + FILLER})
+    return sent

@@ -148,3 +148,15 @@ async def test_only_known_sdk_headers_are_forwarded(proxy, upstream, http):
     seen = {k.lower(): v for k, v in upstream.fake.received[0].headers.items()}
     assert seen.get("x-stainless-lang") == "python"
     assert "x-stainless-customer" not in seen and "x-user-email" not in seen
+
+
+async def test_detection_off_forwards_text_but_still_applies_the_deny_list(make_proxy, upstream, http):
+    from proxy.state import ProxyState
+
+    proxy = await make_proxy(detector_pool=None, detection="off", deny_list=["Project Falcon"])
+    assert type(proxy.state.detector).__name__ == "NoDetector" and isinstance(proxy.state, ProxyState)
+    body = {"model": "m", "messages": [{"role": "user", "content": "Jane Roe leads Project Falcon."}]}
+    async with http.post(f"{proxy.base_url}/chat/completions", json=body) as response:
+        assert response.status == 200
+    sent = upstream.fake.received[-1].json()["messages"][0]["content"]
+    assert sent.startswith("Jane Roe leads <SENSITIVE_TERM_")

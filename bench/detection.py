@@ -1,0 +1,119 @@
+"""Detection alone: privacy-proxy's detector against vanilla Presidio, on the same texts.
+
+Vanilla: ``AnalyzerEngine`` with en_core_web_sm (full pipeline, every recognizer), as its
+documentation sets it up. privacy-proxy: the lean detector in one process (one core), and the
+detector pool as the proxy uses it (2 workers sharing a long text, cache off so nothing is
+remembered between repetitions). Then a 20-turn agent conversation, where each turn resends the
+whole history: vanilla analyses everything every turn, the proxy's cache only the new messages.
+
+Findings are compared on the synthetic corpus (tests/corpus.py), restricted to the entity types
+and thresholds the proxy uses.
+
+Usage: python bench/detection.py [--repeat 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from redaction import DetectorConfig, DetectorPool
+from redaction.detector import Detector, keep_offline
+from tests.corpus import CORPUS, conversation, long_text, prompt
+
+
+def vanilla_analyzer():
+    keep_offline()
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": DetectorConfig().spacy_model}]}
+    return AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration=conf).create_engine())
+
+
+def median_ms(function: Callable[[], object], repeat: int) -> float:
+    function()  # warm
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times)
+
+
+async def pool_ms(pool: DetectorPool, texts: list[str], repeat: int) -> float:
+    await pool.analyze(texts)
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        await pool.analyze(texts)
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times)
+
+
+def findings_differ(vanilla, lean: Detector) -> int:
+    """Corpus texts where the proxy's findings differ from vanilla's (same types, same thresholds)."""
+    differing = 0
+    for text in CORPUS:
+        expected = {
+            (r.start, r.end, r.entity_type)
+            for r in vanilla.analyze(text, language="en", entities=lean.entities)
+            if lean._keep(r.entity_type, r.score)
+        }
+        got = {(s.start, s.end, s.entity_type) for s in lean.analyze([text])[0]}
+        differing += expected != got
+    return differing
+
+
+async def main(repeat: int) -> None:
+    vanilla = vanilla_analyzer()
+    lean = Detector(DetectorConfig())
+    pool = DetectorPool(DetectorConfig(), workers=2, timeout=120, cache_entries=0)
+    await pool.start()
+    texts = {
+        "200 B prompt": prompt(200),
+        "2 KB prompt": prompt(2048),
+        "20 KB prompt": prompt(20_000),
+        "2 KB dense PII": long_text(2048),
+    }
+    print(f"detection time, median of {repeat} (ms); ratio = time / vanilla Presidio")
+    print(f"{'text':<16}{'vanilla':>10}{'proxy 1 core':>14}{'ratio':>7}{'proxy pool':>12}{'ratio':>7}")
+    for name, text in texts.items():
+        runs = max(3, repeat // 3) if len(text) > 10_000 else repeat
+        base = median_ms(lambda text=text: vanilla.analyze(text, language="en"), runs)
+        single = median_ms(lambda text=text: lean.analyze([text]), runs)
+        pooled = await pool_ms(pool, [text], runs)
+        print(f"{name:<16}{base:>10.1f}{single:>14.1f}{single / base:>7.2f}{pooled:>12.1f}{pooled / base:>7.2f}")
+
+    print("\n20-turn conversation (each turn resends the history): detection per turn (ms)")
+    turns = conversation(20)
+    cached = DetectorPool(DetectorConfig(), workers=2, timeout=120)
+    await cached.start()
+    vanilla_turns, proxy_turns = [], []
+    for messages in turns:
+        contents = [m["content"] for m in messages]
+        began = time.perf_counter()
+        for content in contents:
+            vanilla.analyze(content, language="en")
+        vanilla_turns.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        await cached.analyze(contents)
+        proxy_turns.append((time.perf_counter() - began) * 1000)
+    for turn in (1, 2, 5, 10, 20):
+        print(f"  turn {turn:>2}: vanilla {vanilla_turns[turn - 1]:8.1f}   proxy {proxy_turns[turn - 1]:6.1f}")
+    await cached.close()
+    await pool.close()
+    print(f"\nfindings: {findings_differ(vanilla, lean)} of {len(CORPUS)} corpus texts differ from vanilla")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=9)
+    asyncio.run(main(parser.parse_args().repeat))
