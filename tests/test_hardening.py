@@ -158,5 +158,5 @@ async def test_detection_off_forwards_text_but_still_applies_the_deny_list(make_
     body = {"model": "m", "messages": [{"role": "user", "content": "Jane Roe leads Project Falcon."}]}
     async with http.post(f"{proxy.base_url}/chat/completions", json=body) as response:
         assert response.status == 200
-    sent = upstream.fake.received[-1].json()["messages"][0]["content"]
+    sent = upstream.fake.received[-1].json["messages"][0]["content"]
     assert sent.startswith("Jane Roe leads <SENSITIVE_TERM_")
