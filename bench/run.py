@@ -1,15 +1,25 @@
-"""Added latency of privacy-proxy against a bare pass-through, measured side by side in one run.
+"""privacy-proxy against the physical floor, side by side in one run.
 
-Starts a fake upstream, the bare pass-through (bench/passthrough.py) and privacy-proxy as
-separate processes on loopback, then sends the same requests through each target.
+Starts, as separate processes on loopback: a fake LLM (bench/fake_upstream.py, JSON and SSE), a
+bare aiohttp pass-through (bench/passthrough.py), privacy-proxy with detection off, and
+privacy-proxy with detection on. Then, for 200 B, 2 KB and 20 KB prompts at concurrency 1, 16
+and 64, it sends the same load to each target: direct to the fake LLM, through the pass-through,
+through the proxy without detection, with detection and no PII, with detection and PII. Every
+prompt is unique (a request number in front), so the proxy's detection cache never hides the
+cost. Then streaming time to first byte, throughput on 1 core against 2 cores, and the proxy's
+memory (all its processes) before and after the load.
 
-Usage: python bench/run.py [--requests 200] [--concurrency 1] [--workers 1]
+Prints throughput and latency percentiles with ratios against the pass-through, and writes
+bench/latency.png (p50 latency by prompt size) and bench/results.json.
+
+Usage: pip install -e '.[bench]' && python bench/run.py [--seconds 3] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -27,6 +37,11 @@ sys.path.insert(0, str(HERE.parent))
 
 from tests.corpus import prompt  # noqa: E402
 
+SIZES = (200, 2048, 20_000)
+CONCURRENCY = (1, 16, 64)
+HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
+REQUEST_NUMBERS = itertools.count()  # one sequence for the whole run: no prompt is ever sent twice
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -34,7 +49,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def wait_ready(session: aiohttp.ClientSession, url: str, deadline: float = 60.0) -> None:
+async def wait_ready(session: aiohttp.ClientSession, url: str, deadline: float = 90.0) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         try:
@@ -47,116 +62,196 @@ async def wait_ready(session: aiohttp.ClientSession, url: str, deadline: float =
     raise RuntimeError(f"{url} not ready")
 
 
-async def measure(session: aiohttp.ClientSession, url: str, text: str, requests: int, concurrency: int) -> dict:
-    body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": text}]}).encode()
-    headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
-    latencies: list[float] = []
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(i)
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
-    async def worker() -> None:
-        while not queue.empty():
-            queue.get_nowait()
+
+async def load(
+    session: aiohttp.ClientSession, url: str, text: str, concurrency: int, seconds: float, *, stream: bool = False
+) -> dict[str, float]:
+    """Send unique prompts from ``concurrency`` clients for about ``seconds``; latency per request."""
+    latencies: list[float] = []
+    firsts: list[float] = []
+    deadline = time.perf_counter() + seconds
+    minimum = 2 * concurrency
+
+    async def client() -> None:
+        while time.perf_counter() < deadline or len(latencies) < minimum:
+            body = {"model": "bench", "stream": stream,
+                    "messages": [{"role": "user", "content": f"Request {next(REQUEST_NUMBERS)}. {text}"}]}  # fmt: skip
             started = time.perf_counter()
-            async with session.post(url, data=body, headers=headers) as response:
+            async with session.post(url, data=json.dumps(body), headers=HEADERS) as response:
+                await response.content.readany()
+                firsts.append((time.perf_counter() - started) * 1000)
                 await response.read()
-                assert response.status == 200, response.status
+                if response.status != 200:
+                    raise RuntimeError(f"{url}: status {response.status}")
             latencies.append((time.perf_counter() - started) * 1000)
 
-    for _ in range(min(10, requests)):  # warm-up
-        async with session.post(url, data=body, headers=headers) as response:
-            await response.read()
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    latencies.sort()
     return {
-        "p50": statistics.median(latencies),
-        "p95": latencies[int(len(latencies) * 0.95) - 1],
+        "requests": len(latencies),
         "rps": len(latencies) / elapsed,
+        "p50": statistics.median(latencies),
+        "p95": percentile(latencies, 0.95),
+        "p99": percentile(latencies, 0.99),
+        "ttfb_p50": statistics.median(firsts),
+        "ttfb_p95": percentile(firsts, 0.95),
     }
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its children (the detector workers), in MB."""
+    import psutil
+
+    process = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 1e6
+
+
+class Processes:
+    """The fake LLM, the pass-through and proxies, started and stopped together."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+        self.workdir = tempfile.mkdtemp(prefix="privacy-proxy-bench-")
+
+    def start(self, command: list, env: dict[str, str] | None = None, cpus: str | None = None) -> subprocess.Popen:
+        if cpus is not None:
+            command = ["taskset", "-c", cpus, *command]
+        proc = subprocess.Popen(
+            command, cwd=self.workdir, env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def proxy(self, upstream: str, port: int, cpus: str | None = None, **settings: str) -> subprocess.Popen:
+        script = Path(sys.executable).with_name("privacy-proxy")
+        env = {f"PRIVACY_PROXY_{k.upper()}": v for k, v in settings.items()}
+        env["PRIVACY_PROXY_DATABASE_URL"] = f"sqlite+aiosqlite:///{self.workdir}/log-{port}.db"
+        env["PRIVACY_PROXY_ENCRYPTION_KEY_FILE"] = f"{self.workdir}/log.key"
+        return self.start([script, "serve", "--upstream", upstream, "--port", str(port)], env, cpus)
+
+    def stop(self, proc: subprocess.Popen | None = None) -> None:
+        for p in [proc] if proc is not None else self.procs:
+            p.terminate()
+            p.wait(15)
+
+
+async def run(args: argparse.Namespace) -> dict:
+    ports = {name: free_port() for name in ("upstream", "passthrough", "off", "on")}
+    upstream = f"http://127.0.0.1:{ports['upstream']}/v1"
+    procs = Processes()
+    procs.start([sys.executable, HERE / "fake_upstream.py", str(ports["upstream"])])
+    procs.start([sys.executable, HERE / "passthrough.py", str(ports["passthrough"]), upstream])
+    procs.proxy(upstream, ports["off"], detection="off")
+    proxy_on = procs.proxy(upstream, ports["on"], detector_workers="2")
+    url = "http://127.0.0.1:{}/v1/chat/completions".format
+    targets = {
+        "direct": (f"{upstream}/chat/completions", False),
+        "passthrough": (url(ports["passthrough"]), False),
+        "proxy, detection off": (url(ports["off"]), False),
+        "proxy, no PII": (url(ports["on"]), False),
+        "proxy, PII": (url(ports["on"]), True),
+    }
+    results: dict = {"cells": [], "ttfb": {}, "scaling": {}, "memory": {}}
+    sizes = SIZES[:2] if args.quick else SIZES
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            for port in (ports["off"], ports["on"]):
+                await wait_ready(session, f"http://127.0.0.1:{port}/readyz")
+            await load(session, url(ports["on"]), prompt(2048), 4, 1.0)  # warm every worker
+            results["memory"]["before_mb"] = rss_mb(proxy_on.pid)
+            for size, concurrency in itertools.product(sizes, CONCURRENCY):
+                for name, (target, with_pii) in targets.items():
+                    cell = await load(session, target, prompt(size, with_pii), concurrency, args.seconds)
+                    results["cells"].append({"size": size, "concurrency": concurrency, "target": name, **cell})
+                    print(f"  {size:>6} B  c={concurrency:<3} {name:<22} {cell['rps']:8.1f} req/s  "
+                          f"p50 {cell['p50']:8.2f} ms", flush=True)  # fmt: skip
+            results["memory"]["after_mb"] = rss_mb(proxy_on.pid)
+            for name, (target, _pii) in targets.items():
+                if name != "proxy, PII":
+                    results["ttfb"][name] = await load(session, target, "Say hello.", 1, args.seconds, stream=True)
+        procs.stop(proxy_on)
+        results["scaling"] = await scaling(procs, upstream, args.seconds)
+    finally:
+        procs.stop()
+    return results
+
+
+async def scaling(procs: Processes, upstream: str, seconds: float) -> dict[str, float]:
+    """Throughput with detection on, 2 KB PII prompts, concurrency 16: pinned to 1 core, then 2."""
+    out = {}
+    for cores, cpus in ((1, "0"), (2, "0,1")):
+        port = free_port()
+        proc = procs.proxy(upstream, port, cpus=cpus, detector_workers=str(cores))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            await wait_ready(session, f"http://127.0.0.1:{port}/readyz")
+            target = f"http://127.0.0.1:{port}/v1/chat/completions"
+            await load(session, target, prompt(2048), 4, 1.0)
+            out[f"{cores} core(s)"] = (await load(session, target, prompt(2048), 16, 2 * seconds))["rps"]
+        procs.stop(proc)
+    return out
+
+
+def report(results: dict) -> None:
+    cells = results["cells"]
+    floor = {(c["size"], c["concurrency"]): c for c in cells if c["target"] == "passthrough"}
+    print("\nthroughput and latency; ratios against the bare pass-through measured in the same run")
+    print(f"{'size':>7} {'conc':>4}  {'target':<22}{'req/s':>9}{'x floor':>8}{'p50 ms':>9}{'p95 ms':>9}"
+          f"{'p99 ms':>9}{'added p50':>10}")  # fmt: skip
+    for c in cells:
+        base = floor[(c["size"], c["concurrency"])]
+        print(f"{c['size']:>7} {c['concurrency']:>4}  {c['target']:<22}{c['rps']:>9.1f}{c['rps'] / base['rps']:>8.2f}"
+              f"{c['p50']:>9.2f}{c['p95']:>9.2f}{c['p99']:>9.2f}{c['p50'] - base['p50']:>+10.2f}")  # fmt: skip
+    print("\nstreaming, short unique prompt, concurrency 1: time to first byte")
+    base = results["ttfb"]["passthrough"]["ttfb_p50"]
+    for name, r in results["ttfb"].items():
+        added = r["ttfb_p50"] - base
+        print(f"  {name:<22} p50 {r['ttfb_p50']:7.2f} ms  p95 {r['ttfb_p95']:7.2f} ms  added p50 {added:+.2f} ms")
+    scaling = results["scaling"]
+    one, two = scaling["1 core(s)"], scaling["2 core(s)"]
+    print(
+        f"\ndetection on, 2 KB PII, concurrency 16: 1 core {one:.1f} req/s, 2 cores {two:.1f} req/s ({two / one:.2f}x)"
+    )
+    memory = results["memory"]
+    print(f"proxy memory (all processes, 2 detector workers): {memory['before_mb']:.0f} MB before the load, "
+          f"{memory['after_mb']:.0f} MB after")  # fmt: skip
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for target in dict.fromkeys(c["target"] for c in results["cells"]):
+        points = sorted(
+            (c["size"], c["p50"]) for c in results["cells"] if c["target"] == target and c["concurrency"] == 1
+        )
+        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=target)
+    axis.set(xscale="log", yscale="log", xlabel="prompt size (bytes)", ylabel="p50 latency (ms)",
+             title="privacy-proxy: latency by prompt size (concurrency 1)")  # fmt: skip
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=1, help="privacy-proxy detector workers")
-    parser.add_argument("--size", type=int, default=2048, help="prompt size in bytes")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="load per cell")
+    parser.add_argument("--quick", action="store_true", help="skip the 20 KB prompts")
     args = parser.parse_args()
-
-    up_port, pass_port, proxy_port = free_port(), free_port(), free_port()
-    upstream = f"http://127.0.0.1:{up_port}/v1"
-    workdir = tempfile.mkdtemp(prefix="privacy-proxy-bench-")
-    env = {**os.environ, "PRIVACY_PROXY_DETECTOR_WORKERS": str(args.workers)}
-    script = Path(sys.executable).with_name("privacy-proxy")
-    processes = [
-        subprocess.Popen([sys.executable, HERE / "fake_upstream.py", str(up_port)]),
-        subprocess.Popen([sys.executable, HERE / "passthrough.py", str(pass_port), upstream]),
-        subprocess.Popen(
-            [script, "serve", "--upstream", upstream, "--port", str(proxy_port)],
-            cwd=workdir, env=env, stderr=subprocess.DEVNULL,
-        ),
-    ]  # fmt: skip
-    targets = {
-        "direct": f"{upstream}/chat/completions",
-        "passthrough": f"http://127.0.0.1:{pass_port}/v1/chat/completions",
-        "privacy-proxy": f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
-    }
-    try:
-        rows, ttfb = asyncio.run(measure_all(targets, f"http://127.0.0.1:{proxy_port}/readyz", args))
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(10)
-
-    print(f"{args.size} B prompt, {args.requests} requests, concurrency {args.concurrency}, ", end="")
-    print(f"{args.workers} detector worker(s)")
-    print(f"{'prompt':<10}{'target':<15}{'p50 ms':>9}{'p95 ms':>9}{'req/s':>9}{'added p50 ms':>14}{'rps ratio':>11}")
-    for label, results in rows:
-        floor = results["passthrough"]
-        for name, r in results.items():
-            added = r["p50"] - floor["p50"]
-            ratio = r["rps"] / floor["rps"]
-            print(f"{label:<10}{name:<15}{r['p50']:>9.2f}{r['p95']:>9.2f}{r['rps']:>9.0f}{added:>14.2f}{ratio:>11.2f}")
-    print("streaming, short prompt: time to first byte")
-    for name, r in ttfb.items():
-        added = r["p50"] - ttfb["passthrough"]["p50"]
-        print(f"  {name:<15}p50 {r['p50']:6.2f} ms  p95 {r['p95']:6.2f} ms  added p50 {added:+.2f} ms")
-
-
-async def measure_ttfb(session: aiohttp.ClientSession, url: str, requests: int) -> dict:
-    """Time to the first byte of a streamed answer, for a short prompt (detection is cheap)."""
-    body = json.dumps({"model": "bench", "stream": True, "messages": [{"role": "user", "content": "Say hello."}]})
-    headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
-    firsts: list[float] = []
-    for i in range(requests + 10):
-        started = time.perf_counter()
-        async with session.post(url, data=body, headers=headers) as response:
-            await response.content.readany()
-            first = (time.perf_counter() - started) * 1000
-            await response.read()
-        if i >= 10:  # the first ten are warm-up
-            firsts.append(first)
-    firsts.sort()
-    return {"p50": statistics.median(firsts), "p95": firsts[int(len(firsts) * 0.95) - 1]}
-
-
-async def measure_all(targets: dict[str, str], ready_url: str, args: argparse.Namespace) -> tuple[list, dict]:
-    rows = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        await wait_ready(session, ready_url)
-        for label, with_pii in (("no PII", False), ("with PII", True)):
-            text = prompt(args.size, with_pii)
-            results = {
-                name: await measure(session, url, text, args.requests, args.concurrency)
-                for name, url in targets.items()
-            }
-            rows.append((label, results))
-        ttfb = {name: await measure_ttfb(session, url, args.requests) for name, url in targets.items()}
-    return rows, ttfb
+    results = asyncio.run(run(args))
+    report(results)
+    (HERE / "results.json").write_text(json.dumps(results, indent=1))
+    plot(results, HERE / "latency.png")
+    print(f"\nwrote {HERE / 'results.json'} and {HERE / 'latency.png'}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, KeysView
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,6 +42,10 @@ class PlaceholderStore:
         self._prefixes: frozenset[str] | None = None
         self._contexts: dict[str, tuple[float, dict[str, tuple[str, str]]]] = {}  # response id -> entries
         self._by_first_word: dict[str, set[str]] = {}  # finds earlier values in new text fast
+
+    def first_words(self) -> KeysView[str]:
+        """The first words (case-folded) of every value: a text without any of them holds none."""
+        return self._by_first_word.keys()
 
     def values_starting_with(self, token: str) -> list[str]:
         """Values whose first word (letters and digits, case-folded) is ``token``."""
@@ -99,8 +103,10 @@ class PlaceholderStore:
             key = normalise_value(value)
             if self._by_key.get(key) == placeholder:
                 del self._by_key[key]
-            if (word := first_word(value)) is not None:
-                self._by_first_word.get(word, set()).discard(placeholder)
+            if (word := first_word(value)) is not None and word in self._by_first_word:
+                self._by_first_word[word].discard(placeholder)
+                if not self._by_first_word[word]:
+                    del self._by_first_word[word]
         if stale:
             self._prefixes = None
         old_contexts = [rid for rid, (used, _) in self._contexts.items() if used < unused_since]
@@ -183,6 +189,9 @@ class PlaceholderMap:
     def known_values(self) -> list[str]:
         """Every value of the client's store: values found in earlier requests are replaced here too."""
         return self._store.values()
+
+    def known_first_words(self) -> KeysView[str]:
+        return self._store.first_words()
 
     def values_starting_with(self, token: str) -> list[str]:
         """Known values (the client's, across requests) whose first word is ``token``."""

@@ -107,8 +107,13 @@ def _value_pattern(value: str) -> tuple[re.Pattern[str], int]:
 def _known_value_occurrences(text: str, mapping: PlaceholderMap) -> list[tuple[int, int]]:
     """Where known values occur in ``text``: each word is looked up, so the cost does not grow
     with the number of values a client has sent (a regex over all of them would)."""
+    first_words = mapping.known_first_words()
+    if not first_words or first_words.isdisjoint(w.casefold() for w in WORD_RE.findall(text)):
+        return []  # the usual case, decided in one pass: no word of the text starts a known value
     found = []
     for word in WORD_RE.finditer(text):
+        if word.group(0).casefold() not in first_words:
+            continue
         for value in mapping.values_starting_with(word.group(0).casefold()):
             if len(value.strip()) < MIN_PROPAGATED_LENGTH:
                 continue

@@ -104,8 +104,21 @@ _JSON_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "/": "/"
 _DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d")
 
 
-def decoded_view(text: str) -> tuple[str, list[int]]:
+# what decoded_view can change: escapes, character references, and non-ASCII characters
+_MAY_NEED_DECODING = re.compile(r"[%\\&]|[^\x00-\x7f]")
+
+
+class _Identity:
+    """The index of a view that is the text itself (most answers): ``index[i] == i``."""
+
+    def __getitem__(self, position: int) -> int:
+        return position
+
+
+def decoded_view(text: str) -> tuple[str, list[int] | _Identity]:
     """(view, index): ``view[i]`` comes from ``text[index[i]:]``; encodings and disguises undone."""
+    if _MAY_NEED_DECODING.search(text) is None:
+        return text, _Identity()  # plain ASCII without escapes: nothing to undo
     out: list[str] = []
     index: list[int] = []
     position = 0

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from storage.blind_index import record_digests
@@ -21,7 +21,7 @@ from storage.chain import GENESIS, link
 from storage.crypto import Keyring
 from storage.envelope import KeyAccess
 from storage.log_keys import LogSecrets, load_log_secrets
-from storage.models import ChainRow, SubjectIndexRow
+from storage.models import ChainRow, ExchangeRow, SubjectIndexRow
 from storage.records import ExchangeRecord, seal
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,13 @@ class WriterStats:
     failed: int = 0
     rejected: int = 0  # queue full at submit time
     retries: int = 0
+
+
+_COLUMNS = tuple(column.key for column in ExchangeRow.__table__.columns)
+
+
+def _columns(row: ExchangeRow) -> dict[str, object]:
+    return {name: getattr(row, name) for name in _COLUMNS}
 
 
 class ChainAppender:
@@ -60,13 +67,13 @@ class ChainAppender:
         secrets = await self.secrets()
         rows = [seal(record, self._keys) for record in records]
         seq, head = self._head_seq, self._head_hash
-        index_rows = []
+        index_rows: list[dict[str, object]] = []
         for record, row in zip(records, rows, strict=True):
             seq += 1
             row.writer_id, row.seq = self.writer_id, seq
             row.chain_hash = head = link(secrets.chain_key, head, row)
             digests = record_digests(secrets.index_key, record.mapping)
-            index_rows += [SubjectIndexRow(digest=digest, record_id=row.id) for digest in digests]
+            index_rows += [{"digest": digest, "record_id": row.id} for digest in digests]
         async with self._sessions.begin() as session:
             if self._chain_exists:
                 await session.execute(
@@ -77,7 +84,10 @@ class ChainAppender:
                     writer_id=self.writer_id, created_at=datetime.now(UTC), base_seq=0, base_hash=GENESIS,
                     head_seq=seq, head_hash=head,
                 ))  # fmt: skip
-            session.add_all([*rows, *index_rows])
+            # Core executemany: a batch of records is one statement, not one ORM object each
+            await session.execute(insert(ExchangeRow), [_columns(row) for row in rows])
+            if index_rows:
+                await session.execute(insert(SubjectIndexRow), index_rows)
         self._head_seq, self._head_hash, self._chain_exists = seq, head, True
 
 
