@@ -7,6 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from storage.chain import payload_digest
@@ -71,41 +72,46 @@ def _access(keys: KeyAccess | Keyring) -> KeyAccess:
     return keys if isinstance(keys, KeyAccess) else KeyAccess(keys)
 
 
-def seal(record: ExchangeRecord, keys: KeyAccess | Keyring) -> ExchangeRow:
-    """The database row: metadata in clear, each payload encrypted with the record's own data key
-    and bound to (row, column); the data key wrapped by the active master key (or sealed to the
-    auditor). The writer fills in the chain fields."""
+def seal_values(record: ExchangeRecord, keys: KeyAccess | Keyring) -> dict[str, Any]:
+    """The database row as plain column values (the writer inserts these without ORM objects):
+    metadata in clear, each payload encrypted with the record's own data key and bound to (row,
+    column), the data key wrapped by the active master key (or sealed to the auditor). The chain
+    fields are the writer's to fill in."""
     data_key = new_data_key()
-    sealed = {
-        column: None if plaintext is None else aead_encrypt(data_key, plaintext, _aad(record.id, column))
-        for column, plaintext in record.payloads().items()
-    }
     key_id, wrapped = _access(keys).wrap(data_key, record.id)
-    row = ExchangeRow(
-        id=record.id,
-        kind=record.kind,
-        created_at=record.created_at,
-        client_id=record.client_id,
-        endpoint=record.endpoint,
-        model=record.model,
-        stream=record.stream,
-        status=record.status,
-        outcome=record.outcome,
-        latency_total_ms=record.latency_total_ms,
-        latency_detection_ms=record.latency_detection_ms,
-        latency_upstream_ms=record.latency_upstream_ms,
-        entity_counts=record.entity_counts,
-        training_consent=record.training_consent,
-        target=record.target,
-        key_id=key_id,
-        wrapped_key=wrapped,
-        writer_id="",
-        seq=0,
-        chain_hash=b"",
-        **sealed,
-    )
-    row.payload_digest = payload_digest(row)
-    return row
+    values: dict[str, Any] = {
+        "id": record.id,
+        "kind": record.kind,
+        "created_at": record.created_at,
+        "client_id": record.client_id,
+        "endpoint": record.endpoint,
+        "model": record.model,
+        "stream": record.stream,
+        "status": record.status,
+        "outcome": record.outcome,
+        "latency_total_ms": record.latency_total_ms,
+        "latency_detection_ms": record.latency_detection_ms,
+        "latency_upstream_ms": record.latency_upstream_ms,
+        "entity_counts": record.entity_counts,
+        "training_consent": record.training_consent,
+        "target": record.target,
+        "key_id": key_id,
+        "wrapped_key": wrapped,
+        "erased_at": None,
+        "payload_purged_at": None,
+        "writer_id": "",
+        "seq": 0,
+        "chain_hash": b"",
+    }
+    for column, plaintext in record.payloads().items():
+        values[column] = None if plaintext is None else aead_encrypt(data_key, plaintext, _aad(record.id, column))
+    values["payload_digest"] = payload_digest(SimpleNamespace(**values))  # type: ignore[arg-type]
+    return values
+
+
+def seal(record: ExchangeRecord, keys: KeyAccess | Keyring) -> ExchangeRow:
+    """``seal_values`` as an ORM row (tests, tools)."""
+    return ExchangeRow(**seal_values(record, keys))
 
 
 def unseal(row: ExchangeRow, keys: KeyAccess | Keyring) -> ExchangeRecord:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -22,7 +23,7 @@ from storage.crypto import Keyring
 from storage.envelope import KeyAccess
 from storage.log_keys import LogSecrets, load_log_secrets
 from storage.models import ChainRow, ExchangeRow, SubjectIndexRow
-from storage.records import ExchangeRecord, seal
+from storage.records import ExchangeRecord, seal_values
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,6 @@ class WriterStats:
     failed: int = 0
     rejected: int = 0  # queue full at submit time
     retries: int = 0
-
-
-_COLUMNS = tuple(column.key for column in ExchangeRow.__table__.columns)
-
-
-def _columns(row: ExchangeRow) -> dict[str, object]:
-    return {name: getattr(row, name) for name in _COLUMNS}
 
 
 class ChainAppender:
@@ -65,15 +59,15 @@ class ChainAppender:
 
     async def append(self, records: list[ExchangeRecord]) -> None:
         secrets = await self.secrets()
-        rows = [seal(record, self._keys) for record in records]
+        rows = [seal_values(record, self._keys) for record in records]
         seq, head = self._head_seq, self._head_hash
         index_rows: list[dict[str, object]] = []
         for record, row in zip(records, rows, strict=True):
             seq += 1
-            row.writer_id, row.seq = self.writer_id, seq
-            row.chain_hash = head = link(secrets.chain_key, head, row)
+            row["writer_id"], row["seq"] = self.writer_id, seq
+            row["chain_hash"] = head = link(secrets.chain_key, head, SimpleNamespace(**row))  # type: ignore[arg-type]
             digests = record_digests(secrets.index_key, record.mapping)
-            index_rows += [{"digest": digest, "record_id": row.id} for digest in digests]
+            index_rows += [{"digest": digest, "record_id": record.id} for digest in digests]
         async with self._sessions.begin() as session:
             if self._chain_exists:
                 await session.execute(
@@ -85,9 +79,9 @@ class ChainAppender:
                     head_seq=seq, head_hash=head,
                 ))  # fmt: skip
             # Core executemany: a batch of records is one statement, not one ORM object each
-            await session.execute(insert(ExchangeRow), [_columns(row) for row in rows])
+            await session.execute(insert(ExchangeRow.__table__), rows)
             if index_rows:
-                await session.execute(insert(SubjectIndexRow), index_rows)
+                await session.execute(insert(SubjectIndexRow.__table__), index_rows)
         self._head_seq, self._head_hash, self._chain_exists = seq, head, True
 
 
