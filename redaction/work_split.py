@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from redaction.spans import Span
 
-OVERLAP = 200  # characters shared by neighbouring pieces: longer than any value
-MIN_PIECE = 600  # smaller pieces cost more in overhead than they save
+OVERLAP = 120  # characters shared by neighbouring pieces: longer than any value
+MIN_PIECE = 500  # smaller pieces cost more in overhead than they save
 
 
 class SpanCache:
