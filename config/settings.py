@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     response_block_types: list[str] = Field(
         default_factory=list, description="An answer holding a made-up value of these types is refused (502)"
     )
+    metrics: bool = Field(True, description="Serve GET /metrics (Prometheus); no personal data in any label")
+    log_format: Literal["text", "json"] = Field("text", description="json: one object per line, with request ids")
     detection: Literal["presidio", "off"] = Field(
         "presidio", description="off: nothing is detected (benchmarks of the proxy's own cost; deny list still applies)"
     )

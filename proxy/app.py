@@ -13,6 +13,7 @@ from proxy.endpoints import ENDPOINTS, allowed_path_endpoint
 from proxy.errors import ProxyError, error_body, error_response
 from proxy.handler import handler_for, list_models
 from proxy.health import healthz, readyz
+from proxy.metrics import metrics_endpoint
 from proxy.state import STATE, ProxyState
 from redaction import DetectorPool
 
@@ -62,4 +63,6 @@ def create_app(settings: Settings, detector: DetectorPool | None = None) -> web.
     app.router.add_get("/v1/models/{model_id}", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if settings.metrics:
+        app.router.add_get("/metrics", metrics_endpoint)
     return app

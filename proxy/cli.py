@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import click
 from aiohttp import web
@@ -40,10 +39,7 @@ def serve(upstream: str | None, host: str | None, port: int | None, config: str 
     settings = _settings_or_exit(config, upstream=upstream, host=host, port=port)
     if not settings.upstream and not settings.upstreams:
         raise click.ClickException("no upstream: pass --upstream URL or set PRIVACY_PROXY_UPSTREAM (or `upstreams`)")
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    log_safety.install()
+    log_safety.configure(settings.log_level, settings.log_format)
     # Imported here so that `privacy-proxy --help` stays fast.
     from proxy.app import create_app
 

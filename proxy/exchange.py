@@ -46,6 +46,21 @@ class Exchange:
             f"detection_ms={detection} entities={entities or '-'}"
         )
 
+    def log_fields(self) -> dict[str, object]:
+        """The summary as structured fields (JSON logs): ids, status, timings, counts; never content."""
+        return {
+            "request_id": self.id,
+            "client": self.client_id,
+            "endpoint": self.endpoint,
+            "upstream": self.upstream_name,
+            "stream": self.stream,
+            "status": self.status,
+            "outcome": self.outcome,
+            "total_ms": round((time.perf_counter() - self.started) * 1000, 1),
+            "detection_ms": None if self.detection_seconds is None else round(self.detection_seconds * 1000, 1),
+            "entities": self.mapping.entity_counts() if self.mapping else {},
+        }
+
     def to_record(self) -> ExchangeRecord:
         upstream_ms = None
         if self.upstream_started is not None:

@@ -64,7 +64,8 @@ def handler_for(endpoint: Endpoint) -> Handler:
             if exchange.mapping is not None and exchange.status < 400:
                 exchange.mapping.remember()
             state.record(exchange)
-            log.info("%s", exchange.summary())
+            state.metrics.observe(exchange, time.perf_counter() - exchange.started)
+            log.info("%s", exchange.summary(), extra=exchange.log_fields())
 
     return handle
 

@@ -8,6 +8,7 @@ record but replaces exception details with the exception's type and where it was
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 
 
@@ -23,6 +24,25 @@ class DropExceptionDetails(logging.Filter):
             record.exc_text = None
         record.stack_info = None
         return True
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(level: str, log_format: str) -> None:
+    """The process log on stderr: readable lines, or one JSON object per line (``log_format: json``,
+    via python-json-logger) whose fields include the exchange's request id, status and timings."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(TEXT_FORMAT.replace(":", ""), rename_fields={"asctime": "time", "levelname": "level"})
+        )
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    install()
 
 
 def install(root: logging.Logger | None = None) -> None:

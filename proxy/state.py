@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from config import Settings
 from proxy.exchange import Exchange
+from proxy.metrics import Metrics
 from proxy.routing import Router
 from proxy.upstream import Upstream
 from redaction import (
@@ -73,8 +74,10 @@ class ProxyState:
     _policies: dict[str, ResponsePolicy] = field(default_factory=dict)
 
     vault: PlaceholderVault = field(init=False)
+    metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
+        self.metrics = Metrics(self)
         self.vault = PlaceholderVault(self.settings.placeholder_ttl, self.settings.placeholder_max_entries)
         self.router = Router(self.settings)
         self.redactor = Redactor(
