@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 from aiohttp import web
@@ -51,6 +52,40 @@ def serve(upstream: str | None, host: str | None, port: int | None, config: str 
         raise click.ClickException(f"log encryption key: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML or TOML settings file")
+@click.option("--egress", is_flag=True, help="Run where the application runs: can it reach LLM providers directly?")
+@click.option("--host", "hosts", multiple=True, help="With --egress: another HOST[:PORT] that must be unreachable")
+def check(config: str | None, egress: bool, hosts: tuple[str, ...]) -> None:
+    """Check the installation (settings, key, model, database, upstreams), or the sidecar's egress.
+
+    Exit status 0 when everything is fine, 1 otherwise.
+    """
+    import asyncio
+
+    from proxy.checks import egress_checks, installation_checks
+
+    if egress:
+        try:
+            settings = load_settings(config)
+        except (ConfigFileError, ValidationError):
+            settings = None  # the application's side needs no proxy settings
+        results = asyncio.run(egress_checks(settings, hosts))
+    else:
+        settings = _settings_or_exit(config)
+        logging.basicConfig(level=logging.ERROR)  # Presidio's notes on other languages are noise here
+        results = asyncio.run(installation_checks(settings))
+    for result in results:
+        click.echo(f"{'ok' if result.ok else 'PROBLEM'}: {result.name}: {result.detail}")
+    failed = [r for r in results if not r.ok]
+    if egress:
+        verdict = "the providers are reachable only through the proxy" if not failed else "the proxy can be bypassed"
+    else:
+        verdict = "ready to serve" if not failed else f"{len(failed)} problem(s)"
+    click.echo(verdict)
+    sys.exit(1 if failed else 0)
 
 
 def _register_log_commands() -> None:

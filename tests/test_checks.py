@@ -1,0 +1,68 @@
+"""`privacy-proxy check`: what it reports, and its exit status, for good and broken installations."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from config import load_settings
+from proxy.checks import egress_checks, installation_checks
+from proxy.cli import main
+from tests.conftest import free_port
+
+
+def settings_for(tmp_path: Path, **overrides):
+    values = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'log.db'}",
+        "encryption_key_file": tmp_path / "log.key",
+        **overrides,
+    }
+    return load_settings(None, **values)
+
+
+async def test_a_good_installation_passes_every_check(upstream, tmp_path: Path):
+    results = await installation_checks(settings_for(tmp_path, upstream=upstream.url))
+    assert all(r.ok for r in results), results
+    assert {r.name for r in results} >= {"settings", "encryption key", "detector", "log database", "upstream upstream"}
+
+
+async def test_each_broken_part_is_named_in_plain_words(tmp_path: Path):
+    (tmp_path / "log.key").write_text("not a key\n")
+    settings = settings_for(
+        tmp_path,
+        upstream=f"http://127.0.0.1:{free_port()}/v1",
+        spacy_model="en_no_such_model",
+        database_url=f"postgresql+asyncpg://nobody:secret-pw@127.0.0.1:{free_port()}/log",
+    )
+    problems = {r.name: r.detail for r in await installation_checks(settings) if not r.ok}
+    assert set(problems) == {"encryption key", "detector", "log database", "upstream upstream"}
+    assert "en_no_such_model" in problems["detector"] and "not installed" in problems["detector"]
+    assert "secret-pw" not in problems["log database"] and "***" in problems["log database"]
+
+
+def test_the_command_exits_1_on_a_problem_and_0_when_ready(upstream, tmp_path: Path):
+    env = {
+        "PRIVACY_PROXY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'log.db'}",
+        "PRIVACY_PROXY_ENCRYPTION_KEY_FILE": str(tmp_path / "log.key"),
+        "PRIVACY_PROXY_DETECTION": "off",
+    }
+    runner = CliRunner()
+    missing = runner.invoke(main, ["check"], env=env)
+    assert missing.exit_code == 1 and "PROBLEM: upstream: no upstream" in missing.output
+    ready = runner.invoke(main, ["check"], env={**env, "PRIVACY_PROXY_UPSTREAM": upstream.url})
+    assert ready.exit_code == 0 and ready.output.strip().endswith("ready to serve"), ready.output
+
+
+async def test_egress_check_flags_a_provider_the_application_can_reach(tmp_path: Path):
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        results = await egress_checks(None, (f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}"))
+    finally:
+        server.close()
+    by_name = {r.name: r for r in results}
+    assert not by_name[f"127.0.0.1:{port}"].ok and "REACHABLE" in by_name[f"127.0.0.1:{port}"].detail
+    closed = [r for name, r in by_name.items() if name.startswith("127.0.0.1") and name != f"127.0.0.1:{port}"]
+    assert closed and all(r.ok for r in closed)
