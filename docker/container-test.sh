@@ -177,6 +177,23 @@ fi
 if curl -fsS "http://127.0.0.1:$PORT/metrics" | grep -q '^privacy_proxy_requests_total'; then ok "GET /metrics"; else bad "GET /metrics"; fi
 if podman exec "$NAME" privacy-proxy audit list | grep -q 'EMAIL_ADDRESS=1'; then ok "the exchange is in the log volume"; else bad "the exchange is in the log volume"; fi
 
+step "egress check from the image: an internal network (like compose's) has no way out"
+network="$NAME-internal"
+podman network create --internal "$network" >/dev/null
+if podman run --rm --network "$network" --entrypoint privacy-proxy "$IMAGE" check --egress \
+     >"$WORK/logs/egress-internal.log" 2>&1; then
+  ok "check --egress on an internal network: exit 0"
+else
+  bad "check --egress on an internal network"; cat "$WORK/logs/egress-internal.log" >&2
+fi
+podman network rm -f "$network" >/dev/null 2>&1 || true
+if podman run --rm --network host --entrypoint privacy-proxy "$IMAGE" check --egress --host "127.0.0.1:$UPSTREAM_PORT" \
+     >"$WORK/logs/egress-host.log" 2>&1; then
+  bad "check --egress sees a reachable host"; cat "$WORK/logs/egress-host.log" >&2
+else
+  grep -q "REACHABLE" "$WORK/logs/egress-host.log" && ok "check --egress flags a reachable host: exit 1"
+fi
+
 podman stop -t 15 "$NAME" 2> >(no_systemd_noise) >/dev/null
 status=$(podman inspect "$NAME" --format '{{.State.ExitCode}}')
 if [ "$status" = 0 ]; then ok "SIGTERM: drained and exited 0"; else bad "SIGTERM: exit status $status"; podman logs "$NAME" 2>&1 | tail -20 >&2; fi
