@@ -134,7 +134,7 @@ else
 fi
 user=$(podman image inspect "$IMAGE" --format '{{.Config.User}}')
 case "$user" in ""|0|root|0:*|root:*) bad "runs as non-root (User=\"$user\")" ;; *) ok "runs as non-root ($user)" ;; esac
-if podman image inspect "$IMAGE" --format '{{json .HealthCheck}}' | grep -q Test; then ok "has a HEALTHCHECK"; else bad "has a HEALTHCHECK"; fi
+if grep -q Test <<<"$(podman image inspect "$IMAGE" --format '{{json .HealthCheck}}')"; then ok "has a HEALTHCHECK"; else bad "has a HEALTHCHECK"; fi
 size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
 echo "image size: $((size / 1000000)) MB (base $(( $(podman image inspect "$BASE" --format '{{.Size}}') / 1000000 )) MB)"
 
@@ -164,7 +164,8 @@ done
 if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null; then ok "GET /healthz"; else bad "GET /healthz"; fi
 if [ -n "$ready" ]; then ok "GET /readyz: $(cat "$WORK/logs/readyz.json")"; else bad "GET /readyz"; podman logs "$NAME" 2>&1 | tail -30 >&2; fi
 if podman healthcheck run "$NAME" 2> >(no_systemd_noise) >/dev/null; then ok "HEALTHCHECK passes"; else bad "HEALTHCHECK passes"; fi
-if ! ss -ltn "( sport = :$PORT )" | awk 'NR>1 {print $4}' | grep -vq '^127\.'; then ok "listens on loopback only"; else bad "listens on loopback only"; fi
+listeners=$(ss -ltn "( sport = :$PORT )" | awk 'NR>1 {print $4}')
+if [ -n "$listeners" ] && ! grep -vq '^127\.' <<<"$listeners"; then ok "listens on loopback only"; else bad "listens on loopback only: $listeners"; fi
 
 answer=$(curl -sS "http://127.0.0.1:$PORT/v1/chat/completions" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-test' \
   -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Write to Jane Roe at jane.roe@example.com today."}]}' || true)
@@ -174,8 +175,11 @@ if grep -q 'EMAIL_ADDRESS_1' "$received" && ! grep -q 'jane.roe@example.com' "$r
 else
   bad "the fake LLM received placeholders only: $(cat "$received")"
 fi
-if curl -fsS "http://127.0.0.1:$PORT/metrics" | grep -q '^privacy_proxy_requests_total'; then ok "GET /metrics"; else bad "GET /metrics"; fi
-if podman exec "$NAME" privacy-proxy audit list | grep -q 'EMAIL_ADDRESS=1'; then ok "the exchange is in the log volume"; else bad "the exchange is in the log volume"; fi
+# (into files, then grep: `grep -q` in a pipe would end the writer early, failing it under pipefail)
+curl -fsS "http://127.0.0.1:$PORT/metrics" -o "$WORK/logs/metrics.txt" || true
+if grep -q '^privacy_proxy_requests_total' "$WORK/logs/metrics.txt"; then ok "GET /metrics"; else bad "GET /metrics"; fi
+podman exec "$NAME" privacy-proxy audit list >"$WORK/logs/audit-list.txt" 2>&1 || true
+if grep -q 'EMAIL_ADDRESS=1' "$WORK/logs/audit-list.txt"; then ok "the exchange is in the log volume"; else bad "the exchange is in the log volume"; fi
 
 step "egress check from the image: an internal network (like compose's) has no way out"
 network="$NAME-internal"
