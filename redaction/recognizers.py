@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from presidio_analyzer.nlp_engine import NlpArtifacts
 
 # digits, possibly separated by the characters phone numbers are written with
-_DIGIT_RUN = re.compile(r"\d(?:[\d\s().\-/+]{0,4}\d)*")
+# (the separators python-phonenumbers accepts: its punctuation, dashes and tildes included)
+_DIGIT_RUN = re.compile(r"\d(?:[\d\s().\-/+~\[\]x\u2010-\u2015\u2212\u30fc\uff0d\u00ad\u200b\u2060\u3000]{0,4}\d)*")
 MARGIN = 24  # characters kept on each side of a run
 # the fewest digits of a valid number in Presidio's default regions (US, UK, DE, FE, IL, IN, CA,
 # BR): 4, in Germany; shorter runs ("room 4.12", "10:30") cannot be phone numbers

@@ -57,7 +57,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 STRUCTURED_TYPES = tuple(PATTERNS)
 
 # a whitespace-separated group that can be part of a number written in groups (cards, phones, IBANs)
-_NUMBER_GROUP = re.compile(r"[+(]?[\w()\-./]*\d[\w()\-./]*|[A-Z0-9]{1,6}")  # digits, or an IBAN's letters
+_NUMBER_GROUP = re.compile(r"[+(\[]*[\w()\-./]*\d[\w()\-./]*|[A-Z0-9]{1,6}")  # digits, or an IBAN's letters
 # characters after which a value may still continue (a word ending otherwise is finished)
 _CONTINUES_A_VALUE = re.compile(r"[\w.@%+\-()&#;\\/]")
 _GROUP_OPENING = re.compile(r"[+(\-]+")  # "(" of "(415)" before its digits arrive
@@ -320,7 +320,7 @@ class StreamGuard:
 
 def _strip_quotes(word: str) -> str:
     """A group as written in markdown or prose: **(415), `123, "NL91, :020 -> the group itself."""
-    return unicodedata.normalize("NFKC", word).lstrip("*_`\"'[:;,<{").rstrip("*_`\"'],;>}")
+    return unicodedata.normalize("NFKC", word).lstrip("*_`\"'[(:;,<{").rstrip("*_`\"'],;>})")
 
 
 def _continues_a_value(char: str) -> bool:

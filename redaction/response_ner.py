@@ -21,7 +21,11 @@ from redaction.spans import Span
 # Longest text held back waiting for the end of its sentence, in characters of the answer.
 NER_MAX_HOLD = 300
 # a sentence ends at . ! ? ; : (after closing quotes or markdown) followed by whitespace, or at a newline
-_SENTENCE_END = re.compile(r"[.!?;:\u2026][\"')\]*_`]*\s+|\n\s*")
+# (not after an initial or a title: "Dr. Jane A. Roe" is one name, judged in one piece)
+_SENTENCE_END = re.compile(
+    r"(?<!\b[A-Z])(?<!\bMr)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bMrs)(?<!\bProf)"
+    r"[.!?;:\u2026][\"')\]*_`]*\s+|\n\s*"
+)
 _LAST_WHITESPACE = re.compile(r"\s(?=\S*$)")
 
 Detect = Callable[[str], Sequence[Span]]

@@ -79,28 +79,30 @@ class Plan:
         return [sorted(spans, key=lambda s: (s.start, s.end, s.entity_type)) for spans in merged]
 
 
-def _boundary(text: str, low: int, high: int) -> int:
-    """A cut point in [low, high]: after a sentence end if there is one, else at a space."""
+def _boundary(text: str, low: int, high: int) -> int | None:
+    """A cut point in [low, high]: after a sentence end if there is one, else at a space; None
+    when there is no whitespace at all there (minified JSON, a long URL: not cut)."""
     low = max(0, low)
     for mark in (". ", "\n", " "):
         found = text.rfind(mark, low, high)
         if found > low:
             return found + len(mark)
-    return high
+    return None
 
 
 def _cut(text: str, parts: int) -> list[tuple[int, str]]:
     """``text`` in about ``parts`` pieces cut between sentences, each starting at least OVERLAP
-    characters before the previous piece ends (at a sentence start, so NER sees whole sentences)."""
+    characters before the previous piece ends (at a sentence start, so NER sees whole sentences).
+    Where there is no whitespace to cut at, the rest of the text stays in one piece."""
     size = max(MIN_PIECE, len(text) // parts)
     pieces, start = [], 0
     while start < len(text):
-        end = (
-            len(text)
-            if len(text) - start <= size + MIN_PIECE // 2
-            else _boundary(text, start + size // 2, start + size)
-        )
+        last = len(text) - start <= size + MIN_PIECE // 2
+        end = len(text) if last else _boundary(text, start + size // 2, start + size)
         begin = _boundary(text, start - 3 * OVERLAP, start - OVERLAP) if start else 0
+        if begin is None:  # no sentence or space to start at: begin a full overlap earlier
+            begin = max(0, start - 3 * OVERLAP)
+        end = len(text) if end is None else end
         pieces.append((begin, text[begin:end]))
         start = end
     return pieces

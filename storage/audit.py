@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
 
 from storage.blind_index import subject_digest
+from storage.chain import head_mac
 from storage.envelope import KeyAccess
 from storage.log_keys import LogSecrets
 from storage.models import ENCRYPTED_COLUMNS, ChainRow, ExchangeRow, SubjectIndexRow
@@ -160,7 +161,7 @@ class Auditor:
         now = datetime.now(UTC)
         async with self.sessions.begin() as session:
             if records_before is not None:
-                records = await _delete_chain_prefixes(session, records_before)
+                records = await _delete_chain_prefixes(session, records_before, (await self.log_secrets()).chain_key)
             if payloads_before is not None:
                 query = select(ExchangeRow.id).where(
                     ExchangeRow.created_at < payloads_before,
@@ -190,9 +191,9 @@ async def _shred(session: AsyncSession, record_ids: list[str], **stamp: datetime
         await session.execute(delete(SubjectIndexRow).where(SubjectIndexRow.record_id.in_(chunk)))
 
 
-async def _delete_chain_prefixes(session: AsyncSession, before: datetime) -> int:
+async def _delete_chain_prefixes(session: AsyncSession, before: datetime, chain_key: bytes) -> int:
     deleted = 0
-    for chain in (await session.execute(select(ChainRow))).scalars().all():
+    for chain in (await session.execute(select(ChainRow).with_for_update())).scalars().all():
         # the first row of this writer that is recent enough: everything before it goes
         first_kept = (
             await session.execute(
@@ -220,4 +221,7 @@ async def _delete_chain_prefixes(session: AsyncSession, before: datetime) -> int
         )
         deleted += result.rowcount or 0
         chain.base_seq, chain.base_hash = last_deleted, cut
+        chain.mac = head_mac(
+            chain_key, chain.writer_id, chain.base_seq, chain.base_hash, chain.head_seq, chain.head_hash
+        )
     return deleted

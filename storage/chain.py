@@ -47,5 +47,14 @@ def link(chain_key: bytes, previous: bytes, row: ExchangeRow) -> bytes:
     return hmac.new(chain_key, message, hashlib.sha256).digest()
 
 
+def head_mac(
+    chain_key: bytes, writer_id: str, base_seq: int, base_hash: bytes, head_seq: int, head_hash: bytes
+) -> bytes:
+    """Authenticates a ``chains`` row: without the key, its head and base cannot be moved to hide
+    deleted records at either end of the chain."""
+    message = f"{writer_id}\x00{base_seq}\x00{head_seq}\x00".encode() + base_hash + head_hash
+    return hmac.new(chain_key, message, hashlib.sha256).digest()
+
+
 def payloads_present(row: ExchangeRow) -> bool:
     return row.erased_at is None and row.payload_purged_at is None

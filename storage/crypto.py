@@ -67,7 +67,7 @@ def aead_decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
     nonce, ciphertext = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
     try:
         return AESGCM(key).decrypt(nonce, ciphertext, aad)
-    except InvalidTag:
+    except (InvalidTag, ValueError):  # ValueError: a truncated blob (nonce too short)
         raise DecryptionFailed("ciphertext does not authenticate for this record and column") from None
 
 

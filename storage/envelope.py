@@ -115,8 +115,11 @@ class AuditorPrivateKey:
         if sealed[:1] != _SEALED_VERSION or len(sealed) < 34:
             raise DecryptionFailed("unknown sealed key format")
         ephemeral_raw = sealed[1:33]
-        ephemeral = X25519PublicKey.from_public_bytes(ephemeral_raw)
-        key = _derive(self.private.exchange(ephemeral), ephemeral_raw, _raw_public(self.private.public_key()))
+        try:
+            shared = self.private.exchange(X25519PublicKey.from_public_bytes(ephemeral_raw))
+        except ValueError:  # a low-order point: not something this proxy sealed
+            raise DecryptionFailed("sealed data key is malformed") from None
+        key = _derive(shared, ephemeral_raw, _raw_public(self.private.public_key()))
         return aead_decrypt(key, sealed[33:], aad)
 
 

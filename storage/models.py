@@ -98,6 +98,7 @@ class ChainRow(Base):
     base_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     head_seq: Mapped[int] = mapped_column(Integer)
     head_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    mac: Mapped[bytes] = mapped_column(LargeBinary(32), doc="chain.head_mac over the row")
 
 
 class LogSecretRow(Base):

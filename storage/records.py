@@ -117,7 +117,8 @@ def seal(record: ExchangeRecord, keys: KeyAccess | Keyring) -> ExchangeRow:
 def unseal(row: ExchangeRow, keys: KeyAccess | Keyring) -> ExchangeRecord:
     """Decrypt a row. Raises ``RecordErased``, ``UnknownKey`` or ``DecryptionFailed`` rather than
     return garbage."""
-    if row.wrapped_key is None or row.key_id is None:
+    erased_or_purged = row.erased_at is not None or row.payload_purged_at is not None
+    if erased_or_purged or row.wrapped_key is None or row.key_id is None:
         raise RecordErased(f"record {row.id} was erased or its payloads purged")
     data_key = _access(keys).unwrap(row.key_id, row.wrapped_key, row.id)
     plain: dict[str, bytes | None] = {}

@@ -7,18 +7,19 @@ purged records are counted, not reported: their chain still verifies.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from storage.chain import GENESIS, link, payload_digest, payloads_present
+from storage.chain import GENESIS, head_mac, link, payload_digest, payloads_present
 from storage.crypto import DecryptionFailed, UnknownKey
 from storage.envelope import AUDITOR_PREFIX, KeyAccess
 from storage.log_keys import load_log_secrets
-from storage.models import ChainRow, ExchangeRow
-from storage.records import unseal
+from storage.models import ENCRYPTED_COLUMNS, ChainRow, ExchangeRow
+from storage.records import RecordErased, unseal
 
 PAGE = 1000
 
@@ -68,6 +69,9 @@ async def verify_log(
             if progress is not None:
                 progress(1)
         for writer_id, chain in chains.items():
+            expected = head_mac(chain_key, writer_id, chain.base_seq, chain.base_hash, chain.head_seq, chain.head_hash)
+            if not hmac.compare_digest(expected, chain.mac or b""):
+                report.problems.append(f"writer {writer_id}: its chain head or base was edited")
             state = writers.get(writer_id)
             if state is None:
                 if chain.head_seq > chain.base_seq:
@@ -80,8 +84,9 @@ async def verify_log(
                     report.problems.append(
                         f"writer {writer_id}: records {state.last_seq + 1}..{chain.head_seq} are missing (deleted)"
                     )
-                else:
+                elif state.last_seq == chain.head_seq:
                     report.problems.append(f"writer {writer_id}: the chain's last record does not match its head")
+                # rows past the head: written after the head was read (a live log); their links were checked
     report.writers = len(writers)
     return report
 
@@ -95,6 +100,8 @@ def _check_row(row: ExchangeRow, state: _WriterState, chain_key: bytes, keys: Ke
     elif row.seq < state.expected_seq:
         report.problems.append(f"{where}: sequence number out of place (reordered)")
     present = payloads_present(row)
+    if not present and (row.wrapped_key is not None or any(getattr(row, c) is not None for c in ENCRYPTED_COLUMNS)):
+        report.problems.append(f"{where}: marked erased or purged but still holds a key or payload (forged)")
     if present and payload_digest(row) != row.payload_digest:
         report.problems.append(f"{where}: encrypted payload changed or moved from another record")
     if link(chain_key, state.previous, row) != row.chain_hash:
@@ -119,6 +126,8 @@ def _check_decrypts(row: ExchangeRow, keys: KeyAccess, where: str, report: Verif
         unseal(row, keys)
     except UnknownKey:
         report.problems.append(f"{where}: cannot be decrypted, key {row.key_id} is not configured")
+    except RecordErased:
+        report.problems.append(f"{where}: holds payloads but no data key (key removed outside an erasure)")
     except DecryptionFailed:
         report.problems.append(f"{where}: a payload does not decrypt (tampered, or moved from another record)")
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from storage.blind_index import record_digests
-from storage.chain import GENESIS, link
+from storage.chain import GENESIS, head_mac, link
 from storage.crypto import Keyring
 from storage.envelope import KeyAccess
 from storage.log_keys import LogSecrets, load_log_secrets
@@ -48,9 +48,6 @@ class ChainAppender:
         self._keys = keys if isinstance(keys, KeyAccess) else KeyAccess(keys)
         self.writer_id = writer_id
         self._secrets: LogSecrets | None = None
-        self._head_seq = 0
-        self._head_hash = GENESIS
-        self._chain_exists = False
 
     async def secrets(self) -> LogSecrets:
         if self._secrets is None:
@@ -58,31 +55,33 @@ class ChainAppender:
         return self._secrets
 
     async def append(self, records: list[ExchangeRecord]) -> None:
+        """One transaction: the chain's head is read from the database (locked), so a commit whose
+        outcome this process never learned, or a purge that moved the chain's base, is picked up."""
         secrets = await self.secrets()
         rows = [seal_values(record, self._keys) for record in records]
-        seq, head = self._head_seq, self._head_hash
-        index_rows: list[dict[str, object]] = []
-        for record, row in zip(records, rows, strict=True):
-            seq += 1
-            row["writer_id"], row["seq"] = self.writer_id, seq
-            row["chain_hash"] = head = link(secrets.chain_key, head, SimpleNamespace(**row))  # type: ignore[arg-type]
-            digests = record_digests(secrets.index_key, record.mapping)
-            index_rows += [{"digest": digest, "record_id": record.id} for digest in digests]
         async with self._sessions.begin() as session:
-            if self._chain_exists:
-                await session.execute(
-                    update(ChainRow).where(ChainRow.writer_id == self.writer_id).values(head_seq=seq, head_hash=head)
-                )
-            else:
-                session.add(ChainRow(
+            chain = await session.get(ChainRow, self.writer_id, with_for_update=True)
+            if chain is None:
+                chain = ChainRow(
                     writer_id=self.writer_id, created_at=datetime.now(UTC), base_seq=0, base_hash=GENESIS,
-                    head_seq=seq, head_hash=head,
-                ))  # fmt: skip
+                    head_seq=0, head_hash=GENESIS,
+                )  # fmt: skip
+                session.add(chain)
+            seq, head = chain.head_seq, chain.head_hash
+            index_rows: list[dict[str, object]] = []
+            for record, row in zip(records, rows, strict=True):
+                seq += 1
+                row["writer_id"], row["seq"] = self.writer_id, seq
+                row["chain_hash"] = head = link(secrets.chain_key, head, SimpleNamespace(**row))  # type: ignore[arg-type]
+                digests = record_digests(secrets.index_key, record.mapping)
+                index_rows += [{"digest": digest, "record_id": record.id} for digest in digests]
+            chain.head_seq, chain.head_hash = seq, head
+            chain.mac = head_mac(secrets.chain_key, self.writer_id, chain.base_seq, chain.base_hash, seq, head)
+            await session.flush()
             # Core executemany: a batch of records is one statement, not one ORM object each
             await session.execute(insert(ExchangeRow.__table__), rows)
             if index_rows:
                 await session.execute(insert(SubjectIndexRow.__table__), index_rows)
-        self._head_seq, self._head_hash, self._chain_exists = seq, head, True
 
 
 class LogWriter:

@@ -32,6 +32,7 @@ CORPUS: tuple[str, ...] = (
     "Please call me at 212.555.0123 tomorrow morning, thanks, Daniel.",
     "Version 3.8.0 of the package fixes bug 4711; see ticket ABC-1234 and commit 9f8e7d6.",
     "Her new address is 221B Baker Street, London NW1 6XE, and her mobile is 07700 900123.",
+    "My number is 030\u201312\u201334\u201356, call me; the office is on 089\u2013123\u201345\u201367.",
 )
 
 

@@ -46,3 +46,9 @@ def test_a_text_shared_among_workers_loses_no_value(lean: Detector, workers: int
         covered = resolve_overlaps(from_pieces)
         for span in resolve_overlaps(from_whole):
             assert any(c.start <= span.start and span.end <= c.end for c in covered), text[span.start : span.end]
+
+
+def test_a_text_without_whitespace_is_not_cut():
+    blob = '{"k":"' + "x" * 3000 + '"}'
+    work = plan([blob], 2)
+    assert [[(p.offset, len(p.text)) for p in job] for job in work.jobs] == [[(0, len(blob))]]

@@ -148,3 +148,8 @@ async def test_a_detector_failure_while_checking_a_stream_ends_it_without_the_he
     assert "Thornbury" not in raw and "Margaret" not in raw and "Sure" not in raw
     error = json.loads([line for line in raw.splitlines() if '"error"' in line][-1].removeprefix("data: "))
     assert error["error"]["code"] == "detector_unavailable"
+
+
+def test_initials_and_titles_do_not_end_a_sentence():
+    text = "Please forward this to Dr. Jane A. Roe today. More"
+    assert sentence_cut(text) == len("Please forward this to Dr. Jane A. Roe today. ")

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("base_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("head_seq", sa.Integer, nullable=False),
         sa.Column("head_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("mac", sa.LargeBinary(32), nullable=False),
     )
     op.create_table(
         "log_secrets",
