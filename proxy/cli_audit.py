@@ -486,17 +486,20 @@ def export(config, private_key, since, until, client, model, status, entity, mod
             auditor = Auditor(sessions, keys)
             surrogates = Surrogates((await auditor.log_secrets()).index_key) if mode == "surrogates" else None
             rows = [r for r in await list_records(sessions, filters) if r.training_consent and r.erased_at is None]
+            # recorded before anything is decrypted, like a reveal: an export that fails midway is on record
+            await auditor.record_action("export", None, {"mode": mode, "candidates": len(rows), "reason": reason})
             written = 0
             with progress_bar(len(rows), "exporting") as advance:
                 for summary in rows:
                     row = await get_record(sessions, summary.id)
-                    readable = row is not None and row.payload_purged_at is None and row.erased_at is None
-                    example = training_example(unseal(row, keys), mode, surrogates) if readable else None
+                    try:
+                        example = None if row is None else training_example(unseal(row, keys), mode, surrogates)
+                    except KeyError_:  # erased meanwhile, purged, or a key that is not configured: skipped
+                        example = None
                     if example is not None:
                         handle.write(json.dumps(example, ensure_ascii=False) + "\n")
                         written += 1
                     advance(1)
-            await auditor.record_action("export", None, {"mode": mode, "examples": written, "reason": reason})
             return written, len(rows) - written
 
     with click.open_file(out, "w", encoding="utf-8") as handle:
@@ -508,13 +511,21 @@ def export(config, private_key, since, until, client, model, status, entity, mod
 
 @audit.command()
 @settings_option
-@click.option("--subject", help="A value (name, e-mail, ...): every record it was found in (blind index)")
+@click.option(
+    "--subject",
+    help="A value (name, e-mail, ...): every record it was found in (blind index); '-' reads it from stdin, "
+    "which keeps it out of the process list and the shell history",
+)
 @click.option("--id", "ids", multiple=True, help="A record id (repeatable)")
 @click.option("--reason", default="erasure request", show_default=True, help="Recorded with the erasure")
 def erase(config, subject, ids, reason) -> None:
     """Crypto-shred records: their data keys and payloads are destroyed; the chain still verifies."""
     if bool(subject) == bool(ids):
         raise click.UsageError("give either --subject VALUE or --id ID")
+    if subject == "-":
+        subject = sys.stdin.readline().strip()
+        if not subject:
+            raise click.UsageError("--subject -: no value on standard input")
     settings = load(config)
 
     async def go():

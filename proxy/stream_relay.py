@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import aiohttp
@@ -31,9 +33,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# Threads for answers checked with detector types: their own pool, so that streams waiting on the
+# detector never hold the default executor's threads (aiohttp resolves upstream names there).
+GUARD_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="response-guard")
+
+
 async def off_loop_if(blocking: bool, function: Callable[..., T], *args: Any) -> T:
-    """Run ``function`` in a worker thread when it may block on the detector (response NER types)."""
-    return await asyncio.to_thread(function, *args) if blocking else function(*args)
+    """Run ``function`` in a guard thread when it may block on the detector (response NER types)."""
+    if not blocking:
+        return function(*args)
+    return await asyncio.get_running_loop().run_in_executor(GUARD_THREADS, functools.partial(function, *args))
 
 
 class EventRelay:

@@ -172,6 +172,8 @@ class Auditor:
                 ids = list((await session.execute(query)).scalars())
                 await _shred(session, ids, payload_purged_at=now)
                 payloads = len(ids)
+        if not (payloads or records):
+            return 0, 0  # nothing happened: no action to record (the proxy runs this every interval)
         await self.record_action(
             "purge", None, {"payloads_before": _iso(payloads_before), "records_before": _iso(records_before),
                             "payloads_purged": payloads, "records_deleted": records},

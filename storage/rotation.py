@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from storage.crypto import DecryptionFailed, Keyring, UnknownKey
@@ -68,9 +68,18 @@ async def rewrap_all(
                     report.unreadable.append(record_id)
                     continue
                 rewrapped = keyring.encrypt(data_key, data_key_aad(record_id))
-                changes.append({"id": record_id, "wrapped_key": rewrapped, "key_id": keyring.active_id})
+                changes.append({"rid": record_id, "old": key_id, "wrapped": rewrapped, "new": keyring.active_id})
             if changes:
-                await session.execute(update(ExchangeRow), changes)  # one executemany by primary key
+                # one executemany; only rows still wrapped under the key read above (an erasure that
+                # committed meanwhile must not get its data key back)
+                table = ExchangeRow.__table__
+                await session.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("rid"), table.c.key_id == bindparam("old"))
+                    .where(table.c.wrapped_key.is_not(None))
+                    .values(wrapped_key=bindparam("wrapped"), key_id=bindparam("new")),
+                    changes,
+                )
             report.rewrapped += len(changes)
             after = batch[-1][0]
         if progress is not None:

@@ -186,3 +186,12 @@ async def test_a_missing_key_file_is_an_error_not_a_new_key(log: Log, tmp_path: 
     result = await asyncio.to_thread(CliRunner().invoke, main, ["audit", "verify"], env=env)
     assert result.exit_code == 1 and "no encryption key" in result.output
     assert not (tmp_path / "absent.key").exists()
+
+
+async def test_erase_reads_the_subject_from_stdin(log: Log):
+    [record_id] = await log.write(chat_record())
+    runner = CliRunner()
+    result = await asyncio.to_thread(
+        runner.invoke, main, ["audit", "erase", "--subject", "-"], input=EMAIL + "\n", env=log.env
+    )
+    assert result.exit_code == 0 and record_id in result.output

@@ -240,3 +240,21 @@ async def test_metadata_filters(sessions, keys):
     async with sessions.begin() as session:
         await session.execute(update(ExchangeRow).values(model="other"))
     assert await list_records(sessions, Filters(model="gpt-4o-mini")) == []
+
+
+async def test_moving_a_chain_head_or_faking_an_erasure_is_caught(sessions, keys):
+    """Found in review: the head could be moved back over deleted rows, and a row marked purged
+    skipped its payload check."""
+    ids = await write(sessions, keys, [record(f"r{i}") for i in range(3)])
+    async with sessions.begin() as session:
+        last = await session.get(ExchangeRow, ids[2])
+        previous = await session.get(ExchangeRow, ids[1])
+        chain = (await session.execute(select(ChainRow))).scalar_one()
+        await session.delete(last)
+        chain.head_seq, chain.head_hash = previous.seq, previous.chain_hash  # hide the deletion
+        previous.payload_purged_at = datetime.now(UTC)  # pretend a purge, keep the payload
+    found = await problems(sessions, keys)
+    assert any("head or base was edited" in p for p in found)
+    assert any("still holds a key or payload" in p for p in found)
+    with pytest.raises(RecordErased):
+        unseal(await get_record(sessions, ids[1]), keys)
