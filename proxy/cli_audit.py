@@ -197,12 +197,20 @@ def list_keys(config: str | None) -> None:
 
 
 def _write_key_file(path: Path, keys_text: list[str]) -> None:
-    """Replace the key file atomically, mode 0600."""
+    """Replace the key file atomically, mode 0600, and on disk before the keys are used: a crash
+    must never leave an empty key file behind records wrapped with its keys."""
     temporary = path.with_name(path.name + ".new")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join(keys_text) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 @keys.command()

@@ -80,7 +80,8 @@ class PlaceholderStore:
         return list(self._originals.values())
 
     def touch(self, placeholder: str) -> None:
-        self._last_used[placeholder] = self._clock()
+        if placeholder in self._originals:  # an expired placeholder stays forgotten
+            self._last_used[placeholder] = self._clock()
 
     def prefixes(self) -> frozenset[str]:
         if self._prefixes is None:
