@@ -105,8 +105,11 @@ class Auditor:
     async def log_secrets(self) -> LogSecrets:
         return await self._chain.secrets()
 
-    async def record_action(self, kind: str, target: str | None, details: dict) -> str:
-        """Append an audit action; ``details`` (reason, ids, counts) is stored encrypted."""
+    async def record_action(
+        self, kind: str, target: str | None, details: dict, session: AsyncSession | None = None
+    ) -> str:
+        """Append an audit action; ``details`` (reason, ids, counts) is stored encrypted. With
+        ``session`` it commits together with the action it records."""
         record = ExchangeRecord(
             id=new_record_id(),
             client_id=self.actor[:128],
@@ -116,7 +119,7 @@ class Auditor:
             training_consent=False,
             original_request=json.dumps(details, ensure_ascii=False).encode(),
         )
-        await self._chain.append([record])
+        await self._chain.append([record], session)
         return record.id
 
     async def reveal(self, record_id: str, reason: str) -> ExchangeRecord:
@@ -139,14 +142,20 @@ class Auditor:
         """Crypto-shred: the data key and the ciphertexts go, metadata and chain stay (so ``verify``
         still proves nothing else changed). Logged with the ids and the reason, never the value."""
         now = datetime.now(UTC)
+        await self.log_secrets()  # before the transaction: loading them may need a write of its own
         async with self.sessions.begin() as session:
-            rows = await session.execute(metadata_only(select(ExchangeRow).where(ExchangeRow.id.in_(record_ids))))
-            found = {row.id: row.erased_at for row in rows.scalars()}
+            found: dict[str, datetime | None] = {}
+            for start in range(0, len(record_ids), 500):  # bounded IN lists (driver parameter limits)
+                query = select(ExchangeRow.id, ExchangeRow.erased_at).where(
+                    ExchangeRow.id.in_(list(record_ids[start : start + 500]))
+                )
+                found.update({record_id: erased for record_id, erased in (await session.execute(query)).all()})
             to_erase = [record_id for record_id, erased_at in found.items() if erased_at is None]
             await _shred(session, to_erase, erased_at=now)
-        result = EraseResult(erased=sorted(to_erase), already=sorted(set(found) - set(to_erase)))
-        details = {"reason": reason, "records": result.erased, "by": "subject" if subject else "id"}
-        await self.record_action("erase", result.erased[0] if len(result.erased) == 1 else None, details)
+            result = EraseResult(erased=sorted(to_erase), already=sorted(set(found) - set(to_erase)))
+            details = {"reason": reason, "records": result.erased, "by": "subject" if subject else "id"}
+            target = result.erased[0] if len(result.erased) == 1 else None
+            await self.record_action("erase", target, details, session)  # commits with the erasure
         return result
 
     async def erase_subject(self, value: str, reason: str) -> EraseResult:
@@ -159,9 +168,10 @@ class Auditor:
         chain's base moves there, so ``verify`` still checks everything that remains."""
         payloads = records = 0
         now = datetime.now(UTC)
+        chain_key = (await self.log_secrets()).chain_key
         async with self.sessions.begin() as session:
             if records_before is not None:
-                records = await _delete_chain_prefixes(session, records_before, (await self.log_secrets()).chain_key)
+                records = await _delete_chain_prefixes(session, records_before, chain_key)
             if payloads_before is not None:
                 query = select(ExchangeRow.id).where(
                     ExchangeRow.created_at < payloads_before,
@@ -172,12 +182,10 @@ class Auditor:
                 ids = list((await session.execute(query)).scalars())
                 await _shred(session, ids, payload_purged_at=now)
                 payloads = len(ids)
-        if not (payloads or records):
-            return 0, 0  # nothing happened: no action to record (the proxy runs this every interval)
-        await self.record_action(
-            "purge", None, {"payloads_before": _iso(payloads_before), "records_before": _iso(records_before),
-                            "payloads_purged": payloads, "records_deleted": records},
-        )  # fmt: skip
+            if payloads or records:  # a no-op purge (the proxy runs one every interval) is not recorded
+                details = {"payloads_before": _iso(payloads_before), "records_before": _iso(records_before),
+                           "payloads_purged": payloads, "records_deleted": records}  # fmt: skip
+                await self.record_action("purge", None, details, session)  # commits with the purge
         return payloads, records
 
 
@@ -223,7 +231,5 @@ async def _delete_chain_prefixes(session: AsyncSession, before: datetime, chain_
         )
         deleted += result.rowcount or 0
         chain.base_seq, chain.base_hash = last_deleted, cut
-        chain.mac = head_mac(
-            chain_key, chain.writer_id, chain.base_seq, chain.base_hash, chain.head_seq, chain.head_hash
-        )
+        chain.mac = head_mac(chain_key, chain)
     return deleted

@@ -15,7 +15,7 @@ import hmac
 import json
 from typing import Any
 
-from storage.models import ENCRYPTED_COLUMNS, ExchangeRow
+from storage.models import ENCRYPTED_COLUMNS, ChainRow, ExchangeRow
 
 GENESIS = bytes(32)
 _METADATA_FIELDS = (
@@ -47,13 +47,11 @@ def link(chain_key: bytes, previous: bytes, row: ExchangeRow) -> bytes:
     return hmac.new(chain_key, message, hashlib.sha256).digest()
 
 
-def head_mac(
-    chain_key: bytes, writer_id: str, base_seq: int, base_hash: bytes, head_seq: int, head_hash: bytes
-) -> bytes:
+def head_mac(chain_key: bytes, chain: ChainRow) -> bytes:
     """Authenticates a ``chains`` row: without the key, its head and base cannot be moved to hide
     deleted records at either end of the chain."""
-    message = f"{writer_id}\x00{base_seq}\x00{head_seq}\x00".encode() + base_hash + head_hash
-    return hmac.new(chain_key, message, hashlib.sha256).digest()
+    numbers = f"{chain.writer_id}\x00{chain.base_seq}\x00{chain.head_seq}\x00".encode()
+    return hmac.new(chain_key, numbers + chain.base_hash + chain.head_hash, hashlib.sha256).digest()
 
 
 def payloads_present(row: ExchangeRow) -> bool:

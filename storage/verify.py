@@ -69,7 +69,7 @@ async def verify_log(
             if progress is not None:
                 progress(1)
         for writer_id, chain in chains.items():
-            expected = head_mac(chain_key, writer_id, chain.base_seq, chain.base_hash, chain.head_seq, chain.head_hash)
+            expected = head_mac(chain_key, chain)
             if not hmac.compare_digest(expected, chain.mac or b""):
                 report.problems.append(f"writer {writer_id}: its chain head or base was edited")
             state = writers.get(writer_id)

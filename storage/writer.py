@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.blind_index import record_digests
 from storage.chain import GENESIS, head_mac, link
@@ -54,34 +54,42 @@ class ChainAppender:
             self._secrets = await load_log_secrets(self._sessions, self._keys.keyring)
         return self._secrets
 
-    async def append(self, records: list[ExchangeRecord]) -> None:
+    async def append(self, records: list[ExchangeRecord], session: AsyncSession | None = None) -> None:
         """One transaction: the chain's head is read from the database (locked), so a commit whose
-        outcome this process never learned, or a purge that moved the chain's base, is picked up."""
+        outcome this process never learned, or a purge that moved the chain's base, is picked up.
+        With ``session``, the records join the caller's transaction (an erasure and its record
+        commit together)."""
+        if session is not None:
+            await self._append(records, session)
+            return
+        async with self._sessions.begin() as own:
+            await self._append(records, own)
+
+    async def _append(self, records: list[ExchangeRecord], session: AsyncSession) -> None:
         secrets = await self.secrets()
         rows = [seal_values(record, self._keys) for record in records]
-        async with self._sessions.begin() as session:
-            chain = await session.get(ChainRow, self.writer_id, with_for_update=True)
-            if chain is None:
-                chain = ChainRow(
-                    writer_id=self.writer_id, created_at=datetime.now(UTC), base_seq=0, base_hash=GENESIS,
-                    head_seq=0, head_hash=GENESIS,
-                )  # fmt: skip
-                session.add(chain)
-            seq, head = chain.head_seq, chain.head_hash
-            index_rows: list[dict[str, object]] = []
-            for record, row in zip(records, rows, strict=True):
-                seq += 1
-                row["writer_id"], row["seq"] = self.writer_id, seq
-                row["chain_hash"] = head = link(secrets.chain_key, head, SimpleNamespace(**row))  # type: ignore[arg-type]
-                digests = record_digests(secrets.index_key, record.mapping)
-                index_rows += [{"digest": digest, "record_id": record.id} for digest in digests]
-            chain.head_seq, chain.head_hash = seq, head
-            chain.mac = head_mac(secrets.chain_key, self.writer_id, chain.base_seq, chain.base_hash, seq, head)
-            await session.flush()
-            # Core executemany: a batch of records is one statement, not one ORM object each
-            await session.execute(insert(ExchangeRow.__table__), rows)
-            if index_rows:
-                await session.execute(insert(SubjectIndexRow.__table__), index_rows)
+        chain = await session.get(ChainRow, self.writer_id, with_for_update=True)
+        if chain is None:
+            chain = ChainRow(
+                writer_id=self.writer_id, created_at=datetime.now(UTC), base_seq=0, base_hash=GENESIS,
+                head_seq=0, head_hash=GENESIS,
+            )  # fmt: skip
+            session.add(chain)
+        seq, head = chain.head_seq, chain.head_hash
+        index_rows: list[dict[str, object]] = []
+        for record, row in zip(records, rows, strict=True):
+            seq += 1
+            row["writer_id"], row["seq"] = self.writer_id, seq
+            row["chain_hash"] = head = link(secrets.chain_key, head, SimpleNamespace(**row))  # type: ignore[arg-type]
+            digests = record_digests(secrets.index_key, record.mapping)
+            index_rows += [{"digest": digest, "record_id": record.id} for digest in digests]
+        chain.head_seq, chain.head_hash = seq, head
+        chain.mac = head_mac(secrets.chain_key, chain)
+        await session.flush()
+        # Core executemany: a batch of records is one statement, not one ORM object each
+        await session.execute(insert(ExchangeRow.__table__), rows)
+        if index_rows:
+            await session.execute(insert(SubjectIndexRow.__table__), index_rows)
 
 
 class LogWriter:
