@@ -27,6 +27,9 @@ from redaction.response_ner import Detect, ner_findings, sentence_cut
 
 # Longest tail held back while it could still be (part of) a value, in characters of the answer.
 MAX_HOLD = 96
+# ...except an e-mail address being written (an "@" in the last word): up to its longest form
+# (a 64-character local part and a long domain), so its start never leaves before the rest
+MAX_EMAIL_HOLD = 320
 
 # the local part is bounded (64, as in RFC 5321) so that a long run without "@" stays linear
 _EMAIL = r"(?<![\w.%+\-])[\w.%+\-]{1,64}@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}"  # Unicode too (IDN)
@@ -338,7 +341,9 @@ def _hold_start(text: str) -> int:
     """
     if text and not text[-1].isspace() and not _continues_a_value(text[-1]):
         return len(text)  # "...>", "...!", "...,": the word is finished, nothing can grow from it
-    floor = max(0, len(text) - MAX_HOLD)
+    tail = text[-MAX_EMAIL_HOLD:].rsplit(None, 1)
+    last_word = tail[-1] if tail else ""
+    floor = max(0, len(text) - (MAX_EMAIL_HOLD if "@" in last_word else MAX_HOLD))
     start = len(text)
     while start > floor and not text[start - 1].isspace():
         start -= 1

@@ -260,3 +260,11 @@ def test_values_opened_by_a_bracket_stream_like_the_whole_text(text: str):
     assert out == redact_values("".join(pieces), POLICY) and "_REDACTED>" in out
     for digits in ("33 1 42", "415", "4111"):
         assert digits not in out
+
+
+def test_a_long_address_is_held_whole_past_the_usual_bound():
+    """Found in review: an address longer than MAX_HOLD had its start emitted before the redaction."""
+    value = "firstname.lastname@" + "x" * 90 + ".com"
+    out, emitted = stream(StreamGuard(POLICY), list(f"Write to {value} now."))
+    assert out == "Write to <EMAIL_ADDRESS_REDACTED> now."
+    assert_never_partially_emitted(emitted, value)
