@@ -131,37 +131,29 @@ def db() -> None:
     """The log database's schema (Alembic migrations)."""
 
 
+async def _revision(database_url: str, *, upgrade_first: bool) -> str | None:
+    engine = make_engine(database_url)
+    try:
+        if upgrade_first:
+            await upgrade_schema(engine)
+        return await schema_revision(engine)
+    finally:
+        await engine.dispose()
+
+
 @db.command()
 @settings_option
 def upgrade(config: str | None) -> None:
     """Apply every pending migration."""
-    settings = load(config)
-
-    async def go() -> str | None:
-        engine = make_engine(settings.database_url)
-        try:
-            await upgrade_schema(engine)
-            return await schema_revision(engine)
-        finally:
-            await engine.dispose()
-
-    click.echo(f"log database schema at revision {_run(go())}")
+    revision = _run(_revision(load(config).database_url, upgrade_first=True))
+    click.echo(f"log database schema at revision {revision}")
 
 
 @db.command()
 @settings_option
 def current(config: str | None) -> None:
     """Show the schema revision, and whether it is this version's."""
-    settings = load(config)
-
-    async def go() -> str | None:
-        engine = make_engine(settings.database_url)
-        try:
-            return await schema_revision(engine)
-        finally:
-            await engine.dispose()
-
-    revision = _run(go())
+    revision = _run(_revision(load(config).database_url, upgrade_first=False))
     state = "up to date" if revision == head_revision() else f"needs `privacy-proxy db upgrade` to {head_revision()}"
     click.echo(f"{revision or 'empty'} ({state})")
 

@@ -18,13 +18,13 @@ import asyncpg
 import pytest
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from config import Settings, load_settings
 from proxy.app import create_app
 from proxy.state import STATE, ProxyState, detector_config
 from redaction import DetectorPool
-from storage import ExchangeRecord, ExchangeRow, Keyring, make_engine, unseal
+from storage import ExchangeRecord, ExchangeRow, Keyring, make_engine, unseal, upgrade_schema
 from tests.fake_upstream import FakeUpstream
 
 POSTGRES_URL = os.environ.get("PRIVACY_PROXY_TEST_POSTGRES_URL")
@@ -58,6 +58,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The log database on each backend, its schema migrated to this version."""
+    engine = make_engine(database_url)
+    await upgrade_schema(engine)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,10 +20,8 @@ from storage import (
     Keyring,
     RecordErased,
     UnknownKey,
-    make_engine,
     new_record_id,
     unseal,
-    upgrade_schema,
 )
 from storage.audit import Auditor, Filters, get_record, list_records
 from storage.models import ChainRow, ExchangeRow, SubjectIndexRow
@@ -49,14 +46,6 @@ def record(text: str = "hello", *, value: str | None = SUBJECT, age_days: float 
         response=b'{"choices": []}',
         mapping=mapping,
     )
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    await upgrade_schema(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@ import base64
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +17,7 @@ from storage import (
     Keyring,
     LogWriter,
     UnknownKey,
-    create_schema,
     load_keyring,
-    make_engine,
     new_record_id,
     seal,
     unseal,
@@ -231,14 +228,6 @@ def test_new_record_ids_are_unique_and_time_ordered():
 
 
 # --- LogWriter against a real database (SQLite file and PostgreSQL)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    await create_schema(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
