@@ -24,7 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from storage import ExchangeRecord, KeyAccess, Keyring, LogWriter, make_engine, new_record_id, upgrade_schema
+from storage import (
+    ChainAppender,
+    ExchangeRecord,
+    KeyAccess,
+    Keyring,
+    LogWriter,
+    make_engine,
+    new_record_id,
+    upgrade_schema,
+)
 from storage.rotation import rewrap_all
 from storage.verify import verify_log
 
@@ -56,7 +65,7 @@ async def measure(url: str, count: int) -> dict[str, float]:
     await upgrade_schema(engine)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     keys = KeyAccess(Keyring.with_key(os.urandom(32)))
-    writer = LogWriter(sessions, keys, writer_id=f"bench-{os.getpid()}", queue_size=count + 1)
+    writer = LogWriter(ChainAppender(sessions, keys, f"bench-{os.getpid()}"), queue_size=count + 1)
     records = [record(n) for n in range(count)]
     writer.start()
     began = time.perf_counter()

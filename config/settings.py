@@ -156,6 +156,15 @@ class Settings(BaseSettings):
     log_queue_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Memory bound of unwritten records")
     log_write_attempts: int = Field(5, ge=1)
     log_drain_timeout: float = Field(10.0, ge=0, description="Seconds to flush the log queue at shutdown")
+    log_flush_interval: float = Field(
+        0.05,
+        ge=0,
+        le=5,
+        description="Seconds a record may wait to be committed with others (one transaction each batch)",
+    )
+    log_process: bool = Field(
+        True, description="Seal and write log records in a process of their own, off the event loop"
+    )
     database_migrate: bool = Field(
         True, description="Apply schema migrations at start (else: `privacy-proxy db upgrade`)"
     )

@@ -40,6 +40,8 @@ from storage import (
     touch_heartbeat,
 )
 from storage.audit import Auditor
+from storage.writer import Appender, ChainAppender
+from storage.writer_process import AppenderSpec, ProcessAppender
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +127,18 @@ class ProxyState:
             )
         auditor = self.settings.auditor_public_key
         keys = KeyAccess(keyring, AuditorPublicKey.from_text(auditor) if auditor else None)
+        appender: Appender
+        if self.settings.log_process:
+            spec = AppenderSpec(self.settings.database_url, keyring, auditor, self.writer_id)
+            appender = ProcessAppender(spec)
+        else:
+            appender = ChainAppender(sessions, keys, self.writer_id)
         self.writer = LogWriter(
-            sessions,
-            keys,
-            writer_id=self.writer_id,
+            appender,
             queue_size=self.settings.log_queue_size,
             queue_bytes=self.settings.log_queue_bytes,
             attempts=self.settings.log_write_attempts,
+            flush_interval=self.settings.log_flush_interval,
         )
         self.writer.start()
         self._sessions = sessions

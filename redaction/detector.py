@@ -32,6 +32,7 @@ SPACY_LABELS_TO_IGNORE = (
 # long texts are analysed in overlapping windows.
 CHUNK_CHARS = 50_000
 CHUNK_OVERLAP = 1_000
+PIPE_BATCH = 64  # windows per spaCy minibatch
 WARMUP_TEXT = "Warm-up: Jane Roe, jane.roe@example.com, +1 212 555 0100, 4111 1111 1111 1111."
 
 
@@ -125,30 +126,36 @@ class Detector:
         return score >= self.config.entity_thresholds.get(entity_type, self.config.score_threshold)
 
     def analyze_one(self, text: str) -> list[Span]:
-        spans: set[Span] = set()
-        for offset, window in _windows(text):
+        return self._analyze_views([text])[0]
+
+    def _analyze_views(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Spans per text. spaCy runs once over every window of every text (``nlp.pipe``):
+        its neural network has a fixed cost per call that dominates short texts, so a batch of
+        16 short prompts costs about 0.4x of 16 calls. Each text stays a document of its own:
+        joining texts would make NER miss names it finds in the text alone."""
+        windows = [(index, offset, window) for index, text in enumerate(texts) for offset, window in _windows(text)]
+        artifacts = self.analyzer.nlp_engine.process_batch(
+            [window for _, _, window in windows], language="en", batch_size=PIPE_BATCH
+        )
+        spans: list[set[Span]] = [set() for _ in texts]
+        for (index, offset, window), (_, nlp_artifacts) in zip(windows, artifacts, strict=True):
             for result in self.analyzer.analyze(
-                window, language="en", entities=self.entities, score_threshold=self.min_threshold
-            ):
+                window, language="en", entities=self.entities, score_threshold=self.min_threshold,
+                nlp_artifacts=nlp_artifacts,
+            ):  # fmt: skip
                 if self._keep(result.entity_type, result.score):
-                    spans.add(Span(result.start + offset, result.end + offset, result.entity_type, result.score))
-        return sorted(spans, key=lambda s: (s.start, s.end))
+                    spans[index].add(Span(result.start + offset, result.end + offset, result.entity_type, result.score))
+        return [sorted(found, key=lambda s: (s.start, s.end)) for found in spans]
 
     def analyze(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Spans per text, in original offsets; each text is read through its normalised view.
-
-        Texts are analysed one by one: joining them would save Presidio's per-call cost, but
-        spaCy's NER then misses names that it finds in the text alone.
-        """
-        results = []
-        for text in texts:
-            view, index = normalised_view(text)
-            if not any(char.isalnum() for char in view):
-                results.append([])
-                continue
-            results.append(
-                [Span(*to_original(index, s.start, s.end), s.entity_type, s.score) for s in self.analyze_one(view)]
-            )
+        """Spans per text, in original offsets; each text is read through its normalised view."""
+        views = [normalised_view(text) for text in texts]
+        wanted = [i for i, (view, _) in enumerate(views) if any(char.isalnum() for char in view)]
+        found = self._analyze_views([views[i][0] for i in wanted])
+        results: list[list[Span]] = [[] for _ in texts]
+        for i, spans in zip(wanted, found, strict=True):
+            index = views[i][1]
+            results[i] = [Span(*to_original(index, s.start, s.end), s.entity_type, s.score) for s in spans]
         return results
 
     def warm_up(self) -> None:

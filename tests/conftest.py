@@ -158,6 +158,8 @@ async def make_proxy(
             "upstream": upstream.url,
             "database_url": f"sqlite+aiosqlite:///{tmp_path / 'log.db'}",
             "encryption_key_file": tmp_path / "log.key",
+            # a log process per test would cost a spawn each: tests that need it ask for it
+            "log_process": False,
             **overrides,
         }
         settings = load_settings(None, **values)

@@ -33,6 +33,13 @@ def test_lean_configuration_finds_exactly_what_the_full_pipeline_finds(lean: Det
         assert lean.analyze([text]) == reference.analyze([text]), text[:80]
 
 
+def test_texts_analysed_together_give_what_each_gives_alone(lean: Detector, reference: Detector):
+    """Concurrent requests share one ``nlp.pipe`` batch: batching must not change a finding."""
+    together = lean.analyze(TEXTS)
+    assert together == [lean.analyze([text])[0] for text in TEXTS]
+    assert together == reference.analyze(TEXTS)
+
+
 @pytest.mark.parametrize("workers", [2, 3, 4])
 def test_a_text_shared_among_workers_loses_no_value(lean: Detector, workers: int):
     """Pieces start at a sentence and overlap: every value found in the whole text is found

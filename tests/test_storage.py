@@ -1,3 +1,4 @@
+import asyncio
 import base64
 import logging
 import os
@@ -11,6 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from storage import (
+    ChainAppender,
     DecryptionFailed,
     ExchangeRecord,
     ExchangeRow,
@@ -23,7 +25,11 @@ from storage import (
     unseal,
 )
 from storage.crypto import KeyError_, associated_data, decode_key, key_id_for
+from storage.envelope import KeyAccess
 from storage.models import ENCRYPTED_COLUMNS
+from storage.verify import verify_log
+from storage.writer import MAX_BATCH
+from storage.writer_process import AppenderSpec, ProcessAppender
 
 SECRET_TEXT = "Jane Roe, card 4111 1111 1111 1111, jane.roe@example.com"
 
@@ -245,8 +251,25 @@ def database_bytes(directory: Path) -> bytes:
     return b"".join(p.read_bytes() for p in directory.iterdir() if p.name.startswith("log.db"))
 
 
-async def test_writer_writes_submitted_records(engine: AsyncEngine, keyring: Keyring, tmp_path: Path):
-    writer = LogWriter(async_sessionmaker(engine), keyring)
+def inline(engine: AsyncEngine, keyring: Keyring) -> ChainAppender:
+    return ChainAppender(async_sessionmaker(engine), keyring, "proxy")
+
+
+def in_child(engine: AsyncEngine, keyring: Keyring) -> ProcessAppender:
+    url = engine.url.render_as_string(hide_password=False)
+    return ProcessAppender(AppenderSpec(url, keyring, None, "proxy"))
+
+
+@pytest.fixture(params=[inline, in_child], ids=["inline", "log-process"])
+def appender(request: pytest.FixtureRequest, engine: AsyncEngine, keyring: Keyring) -> ChainAppender | ProcessAppender:
+    """The same writer with its sealing and database work in this process, and in the log process."""
+    return request.param(engine, keyring)
+
+
+async def test_writer_writes_submitted_records(
+    engine: AsyncEngine, keyring: Keyring, appender: ChainAppender | ProcessAppender, tmp_path: Path
+):
+    writer = LogWriter(appender)
     writer.start()
     try:
         records = [make_record(f"{n:032x}") for n in range(5)]
@@ -268,7 +291,7 @@ async def test_writer_writes_submitted_records(engine: AsyncEngine, keyring: Key
 
 
 async def test_written_created_at_is_the_same_aware_instant(engine: AsyncEngine, keyring: Keyring):
-    writer = LogWriter(async_sessionmaker(engine), keyring)
+    writer = LogWriter(inline(engine, keyring))
     writer.start()
     try:
         record = make_record()
@@ -283,11 +306,11 @@ async def test_written_created_at_is_the_same_aware_instant(engine: AsyncEngine,
 
 
 async def test_writer_retries_then_reports_failure_without_payload(
-    engine: AsyncEngine, keyring: Keyring, caplog: pytest.LogCaptureFixture
+    engine: AsyncEngine, appender: ChainAppender | ProcessAppender, caplog: pytest.LogCaptureFixture
 ):
     async with engine.begin() as connection:
         await connection.execute(text("DROP TABLE exchanges"))
-    writer = LogWriter(async_sessionmaker(engine), keyring, attempts=3, first_backoff=0.001)
+    writer = LogWriter(appender, attempts=3, first_backoff=0.001)
     writer.start()
     record = make_record()
     try:
@@ -301,8 +324,82 @@ async def test_writer_retries_then_reports_failure_without_payload(
     assert writer.stats.written == 0
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and record.id in errors[0].getMessage()
+    assert "ProgrammingError" in errors[0].getMessage() or "OperationalError" in errors[0].getMessage()
     for secret in ("Jane Roe", "4111", "jane.roe@example.com", "CREDIT_CARD_1", "PERSON_1"):
         assert secret not in caplog.text
+
+
+async def test_a_killed_log_process_is_replaced_and_loses_nothing(engine: AsyncEngine, keyring: Keyring):
+    appender = in_child(engine, keyring)
+    writer = LogWriter(appender, attempts=3, first_backoff=0.001)
+    writer.start()
+    try:
+        first, second = make_record(f"{1:032x}"), make_record(f"{2:032x}")
+        writer.submit(first)
+        await writer.wait_idle()
+        child = appender._process
+        assert child is not None and child.is_alive()
+        child.kill()
+        child.join()
+        writer.submit(second)
+        await writer.wait_idle()
+        assert (writer.stats.written, writer.stats.failed) == (2, 0)
+        assert writer.stats.retries == 1 and appender.restarts == 1 and writer.healthy
+    finally:
+        await writer.close(5)
+    assert [row.id for row in await read_rows(engine)] == [first.id, second.id]
+    report = await verify_log(async_sessionmaker(engine), KeyAccess(keyring))
+    assert report.ok, report.problems
+
+
+class BatchRecorder:
+    """An appender that only remembers the batches it was given (tests the writer's batching)."""
+
+    writer_id = "proxy"
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.appended = asyncio.Event()
+
+    async def start(self) -> None: ...
+
+    async def append(self, records: list[ExchangeRecord]) -> None:
+        self.batches.append([r.id for r in records])
+        self.appended.set()
+        await asyncio.sleep(0)
+
+    async def close(self) -> None: ...
+
+
+async def test_records_wait_up_to_the_flush_interval_to_share_a_transaction():
+    recorder = BatchRecorder()
+    writer = LogWriter(recorder, flush_interval=30.0)
+    writer.start()
+    try:
+        writer.submit(make_record(f"{1:032x}"))
+        for _ in range(5):  # the writer takes the first record and waits for company
+            await asyncio.sleep(0)
+        assert recorder.batches == []
+        writer.submit(make_record(f"{2:032x}"))
+        writer.submit(make_record(f"{3:032x}"))
+        await writer.wait_idle()  # asks for the flush now, not 30 s later
+    finally:
+        await writer.close(5)
+    assert recorder.batches == [[f"{n:032x}" for n in (1, 2, 3)]]
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_interval():
+    recorder = BatchRecorder()
+    writer = LogWriter(recorder, flush_interval=30.0)
+    writer.start()
+    try:
+        for n in range(MAX_BATCH + 1):
+            writer.submit(make_record(f"{n:032x}"))
+        await asyncio.wait_for(recorder.appended.wait(), 5)  # long before the 30 s interval
+        assert len(recorder.batches[0]) == MAX_BATCH
+    finally:
+        await writer.close(5)
+    assert [len(b) for b in recorder.batches] == [MAX_BATCH, 1]
 
 
 async def test_writer_recovers_when_a_retry_succeeds(engine: AsyncEngine, keyring: Keyring):
@@ -320,7 +417,8 @@ async def test_writer_recovers_when_a_retry_succeeds(engine: AsyncEngine, keyrin
                 raise ConnectionError("database briefly unavailable")
             return sessions.begin()
 
-    writer = LogWriter(FlakySessions(), keyring, attempts=3, first_backoff=0.001)  # type: ignore[arg-type]
+    flaky = ChainAppender(FlakySessions(), keyring, "proxy")  # type: ignore[arg-type]
+    writer = LogWriter(flaky, attempts=3, first_backoff=0.001)
     writer.start()
     try:
         writer.submit(make_record())
@@ -334,7 +432,7 @@ async def test_writer_recovers_when_a_retry_succeeds(engine: AsyncEngine, keyrin
 async def test_writer_rejects_when_queue_is_full(
     engine: AsyncEngine, keyring: Keyring, caplog: pytest.LogCaptureFixture
 ):
-    writer = LogWriter(async_sessionmaker(engine), keyring, queue_size=2)  # not started: nothing drains
+    writer = LogWriter(inline(engine, keyring), queue_size=2)  # not started: nothing drains
     first, second, third = make_record(), make_record(), make_record()
     with caplog.at_level(logging.ERROR, logger="storage.writer"):
         assert writer.submit(first) and writer.submit(second)
@@ -352,9 +450,11 @@ async def test_writer_rejects_when_queue_is_full(
     assert [row.id for row in await read_rows(engine)] == sorted([first.id, second.id])
 
 
-async def test_one_record_the_database_refuses_costs_only_itself(engine: AsyncEngine, keyring: Keyring):
+async def test_one_record_the_database_refuses_costs_only_itself(
+    engine: AsyncEngine, appender: ChainAppender | ProcessAppender
+):
     """A lone surrogate cannot be stored as text by either backend: only that record is lost."""
-    writer = LogWriter(async_sessionmaker(engine), keyring, attempts=2, first_backoff=0.001)
+    writer = LogWriter(appender, attempts=2, first_backoff=0.001)
     writer.start()
     try:
         records = [make_record(f"{n:032x}") for n in range(5)]
@@ -373,7 +473,7 @@ async def test_one_record_the_database_refuses_costs_only_itself(engine: AsyncEn
 
 
 async def test_writer_queue_is_bounded_in_bytes(engine: AsyncEngine, keyring: Keyring):
-    writer = LogWriter(async_sessionmaker(engine), keyring, queue_bytes=1000)  # not started: nothing drains
+    writer = LogWriter(inline(engine, keyring), queue_bytes=1000)  # not started: nothing drains
     big = replace(make_record(), response=b"x" * 600)
     assert writer.submit(big) is True
     assert writer.submit(replace(big, id=new_record_id())) is False

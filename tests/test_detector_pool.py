@@ -1,0 +1,36 @@
+"""The detector pool under concurrency: requests that wait for a busy worker share one job.
+
+Uses the session's real detector (one worker process), so the batching and the spans are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from redaction import DetectorPool
+
+# made-up people, obviously synthetic (see tests/corpus.py)
+NAMES = ("Jane Roe", "John Doe", "Richard Roe", "Mary Major", "John Smith", "Janie Doe")
+
+
+def text_about(index: int, name: str) -> str:
+    return f"Ticket {index} from pool test: please call {name} back about the parcel."
+
+
+async def test_requests_waiting_for_a_busy_worker_share_one_job_and_get_their_own_spans(detector: DetectorPool):
+    texts = [text_about(i, name) for i, name in enumerate(NAMES)]
+    before = detector.batched_jobs
+    # the first request takes the only worker; the five others wait and then go as one job
+    together = await asyncio.gather(*(detector.analyze([text]) for text in texts))
+    assert detector.batched_jobs == before + 1
+
+    for text, name, [spans] in zip(texts, NAMES, together, strict=True):
+        assert [text[s.start : s.end] for s in spans if s.entity_type == "PERSON"] == [name]
+        assert [spans] == await detector._analyze_uncached([text])  # what the text gets alone
+
+
+async def test_a_request_alone_is_not_held_back(detector: DetectorPool):
+    before = detector.batched_jobs
+    [spans] = await detector.analyze([text_about(99, "Mary Major")])
+    assert detector.batched_jobs == before
+    assert any(s.entity_type == "PERSON" for s in spans)
