@@ -9,10 +9,16 @@ prompt is unique (a request number in front), so the proxy's detection cache nev
 cost. Then streaming time to first byte, throughput on 1 core against 2 cores, and the proxy's
 memory (all its processes) before and after the load.
 
+Each cell is measured in --rounds rounds that take turns between the targets (this machine's
+speed drifts; interleaving keeps the comparison fair): throughput is the median of the rounds,
+percentiles are over all requests. Besides wall-clock numbers, the CPU time each server's
+processes used per request (the pass-through's, the proxy's with its workers and log process)
+is reported: it depends far less on what else the machine is doing.
+
 Prints throughput and latency percentiles with ratios against the pass-through, and writes
 bench/latency.png (p50 latency by prompt size) and bench/results.json.
 
-Usage: pip install -e '.[bench]' && python bench/run.py [--seconds 3] [--quick]
+Usage: pip install -e '.[bench]' && python bench/run.py [--seconds 3] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -93,6 +99,7 @@ async def load(
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return {
+        "latencies": latencies,  # type: ignore[dict-item]
         "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50": statistics.median(latencies),
@@ -100,6 +107,41 @@ async def load(
         "p99": percentile(latencies, 0.99),
         "ttfb_p50": statistics.median(firsts),
         "ttfb_p95": percentile(firsts, 0.95),
+    }
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) of a process and its children so far; 0 for no process."""
+    import psutil
+
+    if pid is None:
+        return 0.0
+    process = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
+
+
+async def measured(
+    session: aiohttp.ClientSession, url: str, text: str, concurrency: int, seconds: float, pid: int | None
+) -> dict[str, float]:
+    """``load`` plus the CPU time the server process (tree) spent per request."""
+    before = cpu_seconds(pid)
+    result = await load(session, url, text, concurrency, seconds)
+    result["cpu_ms_per_request"] = (cpu_seconds(pid) - before) * 1000 / result["requests"] if pid else float("nan")
+    return result
+
+
+def combine(rounds: list[dict[str, float]], latencies: list[list[float]]) -> dict[str, float]:
+    """One cell from its rounds: median throughput and CPU, percentiles over every request."""
+    pooled = [value for values in latencies for value in values]
+    return {
+        "requests": sum(r["requests"] for r in rounds),
+        "rps": statistics.median(r["rps"] for r in rounds),
+        "cpu_ms_per_request": statistics.median(r["cpu_ms_per_request"] for r in rounds),
+        "p50": statistics.median(pooled),
+        "p95": percentile(pooled, 0.95),
+        "p99": percentile(pooled, 0.99),
+        "ttfb_p50": statistics.median(r["ttfb_p50"] for r in rounds),
+        "ttfb_p95": statistics.median(r["ttfb_p95"] for r in rounds),
     }
 
 
@@ -146,16 +188,16 @@ async def run(args: argparse.Namespace) -> dict:
     upstream = f"http://127.0.0.1:{ports['upstream']}/v1"
     procs = Processes()
     procs.start([sys.executable, HERE / "fake_upstream.py", str(ports["upstream"])])
-    procs.start([sys.executable, HERE / "passthrough.py", str(ports["passthrough"]), upstream])
-    procs.proxy(upstream, ports["off"], detection="off")
+    passthrough = procs.start([sys.executable, HERE / "passthrough.py", str(ports["passthrough"]), upstream])
+    proxy_off = procs.proxy(upstream, ports["off"], detection="off")
     proxy_on = procs.proxy(upstream, ports["on"], detector_workers="2")
     url = "http://127.0.0.1:{}/v1/chat/completions".format
-    targets = {
-        "direct": (f"{upstream}/chat/completions", False),
-        "passthrough": (url(ports["passthrough"]), False),
-        "proxy, detection off": (url(ports["off"]), False),
-        "proxy, no PII": (url(ports["on"]), False),
-        "proxy, PII": (url(ports["on"]), True),
+    targets = {  # name: (url, prompt with PII, the server's pid for its CPU time)
+        "direct": (f"{upstream}/chat/completions", False, None),
+        "passthrough": (url(ports["passthrough"]), False, passthrough.pid),
+        "proxy, detection off": (url(ports["off"]), False, proxy_off.pid),
+        "proxy, no PII": (url(ports["on"]), False, proxy_on.pid),
+        "proxy, PII": (url(ports["on"]), True, proxy_on.pid),
     }
     results: dict = {"cells": [], "ttfb": {}, "scaling": {}, "memory": {}}
     sizes = SIZES[:2] if args.quick else SIZES
@@ -166,15 +208,26 @@ async def run(args: argparse.Namespace) -> dict:
             await load(session, url(ports["on"]), prompt(2048), 4, 1.0)  # warm every worker
             results["memory"]["before_mb"] = rss_mb(proxy_on.pid)
             for size, concurrency in itertools.product(sizes, CONCURRENCY):
-                for name, (target, with_pii) in targets.items():
-                    cell = await load(session, target, prompt(size, with_pii), concurrency, args.seconds)
+                rounds: dict[str, list[dict]] = {name: [] for name in targets}
+                for _ in range(args.rounds):  # the targets take turns
+                    for name, (target, with_pii, pid) in targets.items():
+                        text = prompt(size, with_pii)
+                        seconds = args.seconds / args.rounds
+                        rounds[name].append(await measured(session, target, text, concurrency, seconds, pid))
+                for name in targets:
+                    cell = combine(rounds[name], [r.pop("latencies") for r in rounds[name]])
                     results["cells"].append({"size": size, "concurrency": concurrency, "target": name, **cell})
                     print(f"  {size:>6} B  c={concurrency:<3} {name:<22} {cell['rps']:8.1f} req/s  "
-                          f"p50 {cell['p50']:8.2f} ms", flush=True)  # fmt: skip
+                          f"p50 {cell['p50']:8.2f} ms cpu {cell['cpu_ms_per_request']:.2f} ms", flush=True)  # fmt: skip
             results["memory"]["after_mb"] = rss_mb(proxy_on.pid)
-            for name, (target, _pii) in targets.items():
-                if name != "proxy, PII":
-                    results["ttfb"][name] = await load(session, target, "Say hello.", 1, args.seconds, stream=True)
+            ttfb_rounds: dict[str, list[dict]] = {name: [] for name in targets if name != "proxy, PII"}
+            for _ in range(args.rounds):
+                for name in ttfb_rounds:
+                    target, _pii, pid = targets[name]
+                    seconds = args.seconds / args.rounds
+                    ttfb_rounds[name].append(await measured(session, target, "Say hello.", 1, seconds, pid))
+            for name, rounds_of in ttfb_rounds.items():
+                results["ttfb"][name] = combine(rounds_of, [r.pop("latencies") for r in rounds_of])
         procs.stop(proxy_on)
         results["scaling"] = await scaling(procs, upstream, args.seconds)
     finally:
@@ -192,7 +245,7 @@ async def scaling(procs: Processes, upstream: str, seconds: float) -> dict[str, 
             await wait_ready(session, f"http://127.0.0.1:{port}/readyz")
             target = f"http://127.0.0.1:{port}/v1/chat/completions"
             await load(session, target, prompt(2048), 4, 1.0)
-            out[f"{cores} core(s)"] = (await load(session, target, prompt(2048), 16, 2 * seconds))["rps"]
+            out[f"{cores} core(s)"] = (await load(session, target, prompt(2048, True), 16, 2 * seconds))["rps"]
         procs.stop(proc)
     return out
 
@@ -201,12 +254,15 @@ def report(results: dict) -> None:
     cells = results["cells"]
     floor = {(c["size"], c["concurrency"]): c for c in cells if c["target"] == "passthrough"}
     print("\nthroughput and latency; ratios against the bare pass-through measured in the same run")
+    print("(cpu: milliseconds of CPU the server's processes spent per request; direct: not measured)")
     print(f"{'size':>7} {'conc':>4}  {'target':<22}{'req/s':>9}{'x floor':>8}{'p50 ms':>9}{'p95 ms':>9}"
-          f"{'p99 ms':>9}{'added p50':>10}")  # fmt: skip
+          f"{'p99 ms':>9}{'added p50':>10}{'cpu ms':>8}{'x floor':>8}")  # fmt: skip
     for c in cells:
         base = floor[(c["size"], c["concurrency"])]
+        cpu, base_cpu = c.get("cpu_ms_per_request", float("nan")), base.get("cpu_ms_per_request", float("nan"))
         print(f"{c['size']:>7} {c['concurrency']:>4}  {c['target']:<22}{c['rps']:>9.1f}{c['rps'] / base['rps']:>8.2f}"
-              f"{c['p50']:>9.2f}{c['p95']:>9.2f}{c['p99']:>9.2f}{c['p50'] - base['p50']:>+10.2f}")  # fmt: skip
+              f"{c['p50']:>9.2f}{c['p95']:>9.2f}{c['p99']:>9.2f}{c['p50'] - base['p50']:>+10.2f}"
+              f"{cpu:>8.2f}{cpu / base_cpu:>8.2f}")  # fmt: skip
     print("\nstreaming, short unique prompt, concurrency 1: time to first byte")
     base = results["ttfb"]["passthrough"]["ttfb_p50"]
     for name, r in results["ttfb"].items():
@@ -244,7 +300,8 @@ def plot(results: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="load per cell")
+    parser.add_argument("--seconds", type=float, default=3.0, help="load per cell and target (all rounds)")
+    parser.add_argument("--rounds", type=int, default=3, help="turns the targets take per cell")
     parser.add_argument("--quick", action="store_true", help="skip the 20 KB prompts")
     args = parser.parse_args()
     results = asyncio.run(run(args))

@@ -55,18 +55,21 @@ def associated_data(table: str, record_id: str, column: str) -> bytes:
     return f"privacy-proxy/v1\x00{table}\x00{record_id}\x00{column}".encode()
 
 
-def aead_encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    """AES-256-GCM, a fresh nonce, the format byte in front."""
+def aead_encrypt(key: bytes | AESGCM, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM, a fresh nonce, the format byte in front. ``key`` may be a prepared cipher
+    (sealing a record encrypts four payloads with one data key: its key schedule is built once)."""
     nonce = os.urandom(NONCE_BYTES)
-    return FORMAT_VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
+    return FORMAT_VERSION + nonce + cipher.encrypt(nonce, plaintext, aad)
 
 
-def aead_decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
+def aead_decrypt(key: bytes | AESGCM, blob: bytes, aad: bytes) -> bytes:
     if blob[:1] != FORMAT_VERSION:
         raise DecryptionFailed("unknown ciphertext format")
     nonce, ciphertext = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     try:
-        return AESGCM(key).decrypt(nonce, ciphertext, aad)
+        return cipher.decrypt(nonce, ciphertext, aad)
     except (InvalidTag, ValueError):  # ValueError: a truncated blob (nonce too short)
         raise DecryptionFailed("ciphertext does not authenticate for this record and column") from None
 

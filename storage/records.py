@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from storage.chain import payload_digest
 from storage.crypto import KeyError_, Keyring, aead_decrypt, aead_encrypt, associated_data
 from storage.envelope import KeyAccess, new_data_key
@@ -103,8 +105,9 @@ def seal_values(record: ExchangeRecord, keys: KeyAccess | Keyring) -> dict[str, 
         "seq": 0,
         "chain_hash": b"",
     }
+    cipher = AESGCM(data_key)
     for column, plaintext in record.payloads().items():
-        values[column] = None if plaintext is None else aead_encrypt(data_key, plaintext, _aad(record.id, column))
+        values[column] = None if plaintext is None else aead_encrypt(cipher, plaintext, _aad(record.id, column))
     values["payload_digest"] = payload_digest(SimpleNamespace(**values))  # type: ignore[arg-type]
     return values
 
@@ -120,11 +123,11 @@ def unseal(row: ExchangeRow, keys: KeyAccess | Keyring) -> ExchangeRecord:
     erased_or_purged = row.erased_at is not None or row.payload_purged_at is not None
     if erased_or_purged or row.wrapped_key is None or row.key_id is None:
         raise RecordErased(f"record {row.id} was erased or its payloads purged")
-    data_key = _access(keys).unwrap(row.key_id, row.wrapped_key, row.id)
+    cipher = AESGCM(_access(keys).unwrap(row.key_id, row.wrapped_key, row.id))
     plain: dict[str, bytes | None] = {}
     for column in ENCRYPTED_COLUMNS:
         blob = getattr(row, column)
-        plain[column] = None if blob is None else aead_decrypt(data_key, blob, _aad(row.id, column))
+        plain[column] = None if blob is None else aead_decrypt(cipher, blob, _aad(row.id, column))
     mapping = plain.pop("mapping")
     return ExchangeRecord(
         id=row.id,
