@@ -203,7 +203,7 @@ async def test_serve_defaults_answers_and_drains_on_sigterm(upstream, tmp_path):
     stderr = server.stderr
     assert NAME not in stderr and EMAIL not in stderr, "personal data in the application log"
     assert "Traceback" not in stderr
-    # the drained exchange was logged before exit
+    # the drained exchange was logged before exit (by the log process: the default)
     records = logged_records(workdir)
     assert [(r.stream, r.status, r.outcome) for r in records] == [(False, 200, "ok"), (True, 200, "ok")]
     assert records[1].original_request is not None and EMAIL.encode() in records[1].original_request

@@ -288,11 +288,12 @@ async def test_log_exchanges_false_writes_nothing(make_proxy, upstream, http, tm
     assert_no_plaintext(tmp_path)
 
 
-async def test_write_only_mode_the_proxy_cannot_read_its_own_log(make_proxy, http, tmp_path):
+@pytest.mark.parametrize("log_process", [False, True], ids=["inline", "log-process"])
+async def test_write_only_mode_the_proxy_cannot_read_its_own_log(make_proxy, http, tmp_path, log_process):
     from storage import AuditorPrivateKey, KeyAccess, UnknownKey
 
     private = AuditorPrivateKey.generate()
-    proxy = await make_proxy(auditor_public_key=private.public_text())
+    proxy = await make_proxy(auditor_public_key=private.public_text(), log_process=log_process)
     status, _ = await post(http, proxy, raw_request({"model": "m", "messages": [{"role": "user", "content": TEXT}]}))
     assert status == 200
     await proxy.state.writer.wait_idle()
