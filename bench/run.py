@@ -74,13 +74,21 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def load(
-    session: aiohttp.ClientSession, url: str, text: str, concurrency: int, seconds: float, *, stream: bool = False
+    session: aiohttp.ClientSession,
+    url: str,
+    text: str,
+    concurrency: int,
+    seconds: float,
+    *,
+    stream: bool = False,
+    minimum: int | None = None,
 ) -> dict[str, float]:
-    """Send unique prompts from ``concurrency`` clients for about ``seconds``; latency per request."""
+    """Send unique prompts from ``concurrency`` clients for about ``seconds`` and at least
+    ``minimum`` requests (default: two per client); latency per request."""
     latencies: list[float] = []
     firsts: list[float] = []
     deadline = time.perf_counter() + seconds
-    minimum = 2 * concurrency
+    minimum = 2 * concurrency if minimum is None else minimum
 
     async def client() -> None:
         while time.perf_counter() < deadline or len(latencies) < minimum:
@@ -121,11 +129,18 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 async def measured(
-    session: aiohttp.ClientSession, url: str, text: str, concurrency: int, seconds: float, pid: int | None
+    session: aiohttp.ClientSession,
+    url: str,
+    text: str,
+    concurrency: int,
+    seconds: float,
+    pid: int | None,
+    minimum: int = 0,
+    stream: bool = False,
 ) -> dict[str, float]:
     """``load`` plus the CPU time the server process (tree) spent per request."""
     before = cpu_seconds(pid)
-    result = await load(session, url, text, concurrency, seconds)
+    result = await load(session, url, text, concurrency, seconds, minimum=max(concurrency, minimum), stream=stream)
     result["cpu_ms_per_request"] = (cpu_seconds(pid) - before) * 1000 / result["requests"] if pid else float("nan")
     return result
 
@@ -212,8 +227,8 @@ async def run(args: argparse.Namespace) -> dict:
                 for _ in range(args.rounds):  # the targets take turns
                     for name, (target, with_pii, pid) in targets.items():
                         text = prompt(size, with_pii)
-                        seconds = args.seconds / args.rounds
-                        rounds[name].append(await measured(session, target, text, concurrency, seconds, pid))
+                        seconds, minimum = args.seconds / args.rounds, -(-2 * concurrency // args.rounds)
+                        rounds[name].append(await measured(session, target, text, concurrency, seconds, pid, minimum))
                 for name in targets:
                     cell = combine(rounds[name], [r.pop("latencies") for r in rounds[name]])
                     results["cells"].append({"size": size, "concurrency": concurrency, "target": name, **cell})
@@ -225,7 +240,9 @@ async def run(args: argparse.Namespace) -> dict:
                 for name in ttfb_rounds:
                     target, _pii, pid = targets[name]
                     seconds = args.seconds / args.rounds
-                    ttfb_rounds[name].append(await measured(session, target, "Say hello.", 1, seconds, pid))
+                    ttfb_rounds[name].append(
+                        await measured(session, target, "Say hello.", 1, seconds, pid, stream=True)
+                    )
             for name, rounds_of in ttfb_rounds.items():
                 results["ttfb"][name] = combine(rounds_of, [r.pop("latencies") for r in rounds_of])
         procs.stop(proxy_on)

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from redaction import PlaceholderMap, ResponsePolicy, StreamGuard, redact_values
-from redaction.response_guard import MAX_HOLD
+from redaction.response_guard import MAX_HOLD, PATTERNS, _digit_ranges, _matches
 from tests.fake_upstream import chunk, sse
 from tests.test_proxy_chat import chat_url, chunks_of, streamed_content, user_body
 
@@ -86,6 +86,48 @@ def test_one_character_per_event_and_random_splits():
 def test_encoded_and_disguised_values_are_decoded_before_matching(disguised: str):
     out, _emitted = stream(StreamGuard(POLICY), list(f"See {disguised} now"))
     assert out.startswith("See <") and out.endswith("_REDACTED> now"), out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_patterns_run_only_where_they_can_match_and_find_the_same(seed: int):
+    """The guard tries each pattern only near digits (IBAN: at its possible starts; e-mail: when
+    there is an "@"): on texts dense with digits, separators and near-misses it must find exactly
+    what trying every position finds."""
+    pieces = [
+        "4111 1111 1111 1111",
+        "+1 (212) 555-0147",
+        "+33 1 42 68 53 00",
+        "219-09-9999",
+        "10.0.0.12",
+        "DE89 3704 0044 0532 0130 00",
+        "GB29 NWBK 6016 1331 9268 19",
+        "jane.roe@example.com",
+        "2125550147",
+        " ",
+        " ",
+        "-",
+        ".",
+        "(",
+        ")",
+        "+",
+        "/",
+        "x",
+        "AB",
+        "call",
+        "Ref",
+        "0",
+        "12",
+        "345",
+        "6789",
+        "\n",
+    ]
+    rng = random.Random(seed)
+    for _ in range(300):
+        view = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        ranges = _digit_ranges(view)
+        for entity_type, pattern in PATTERNS.items():
+            expected = [m.span() for m in pattern.finditer(view)]
+            assert [m.span() for m in _matches(entity_type, pattern, view, ranges)] == expected, (entity_type, view)
 
 
 def test_the_callers_own_values_written_out_pass():
