@@ -5,6 +5,9 @@ documentation sets it up. privacy-proxy: the lean detector in one process (one c
 detector pool as the proxy uses it (2 workers sharing a long text, cache off so nothing is
 remembered between repetitions). Then a 20-turn agent conversation, where each turn resends the
 whole history: vanilla analyses everything every turn, the proxy's cache only the new messages.
+Then throughput under concurrency (16 requests at a time, unique texts): vanilla in one process,
+the pool with 1 worker and with 2 (how detection scales with cores; concurrent short prompts
+share one ``nlp.pipe`` batch).
 
 Findings are compared on the synthetic corpus (tests/corpus.py), restricted to the entity types
 and thresholds the proxy uses.
@@ -27,6 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from redaction import DetectorConfig, DetectorPool
 from redaction.detector import Detector, keep_offline
 from tests.corpus import CORPUS, conversation, long_text, prompt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_scaling
 
 
 def vanilla_analyzer():
@@ -72,6 +78,48 @@ def findings_differ(vanilla, lean: Detector) -> int:
     return differing
 
 
+async def throughput(pool: DetectorPool, text: str, seconds: float, concurrency: int = 16) -> float:
+    """Requests per second through ``pool`` with ``concurrency`` requests in flight, every text unique."""
+    numbers = iter(range(10**9))
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await pool.analyze([f"Request {next(numbers)}. {text}"])
+            done += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return done / (time.perf_counter() - began)
+
+
+def vanilla_throughput(vanilla, text: str, seconds: float) -> float:
+    done, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        vanilla.analyze(f"Request {done}. {text}", language="en")
+        done += 1
+    return done / (time.perf_counter() - began)
+
+
+async def scaling(vanilla, seconds: float) -> None:
+    print("\nthroughput, 16 concurrent requests, unique texts (requests/s)")
+    print(f"{'text':<16}{'vanilla':>10}{'pool 1 worker':>15}{'pool 2 workers':>16}{'2 / 1':>7}{'2 / vanilla':>13}")
+    pools = {}
+    for workers in (1, 2):
+        pools[workers] = DetectorPool(DetectorConfig(), workers=workers, timeout=120, cache_entries=0)
+        await pools[workers].start()
+    for name, text in (("200 B prompt", prompt(200)), ("2 KB prompt", prompt(2048))):
+        base = vanilla_throughput(vanilla, text, seconds)
+        one = await throughput(pools[1], text, seconds)
+        two = await throughput(pools[2], text, seconds)
+        print(f"{name:<16}{base:>10.1f}{one:>15.1f}{two:>16.1f}{two / one:>7.2f}{two / base:>13.2f}")
+    for pool in pools.values():
+        await pool.close()
+    print(f"(this machine, 2 processes of pure-Python work against 1: {machine_scaling():.2f}x)")
+
+
 async def main(repeat: int) -> None:
     vanilla = vanilla_analyzer()
     lean = Detector(DetectorConfig())
@@ -110,6 +158,7 @@ async def main(repeat: int) -> None:
         print(f"  turn {turn:>2}: vanilla {vanilla_turns[turn - 1]:8.1f}   proxy {proxy_turns[turn - 1]:6.1f}")
     await cached.close()
     await pool.close()
+    await scaling(vanilla, seconds=max(3.0, repeat / 2))
     print(f"\nfindings: {findings_differ(vanilla, lean)} of {len(CORPUS)} corpus texts differ from vanilla")
 
 

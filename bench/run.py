@@ -41,6 +41,8 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from machine import machine_scaling  # noqa: E402
+
 from tests.corpus import prompt  # noqa: E402
 
 SIZES = (200, 2048, 20_000)
@@ -264,6 +266,7 @@ async def scaling(procs: Processes, upstream: str, seconds: float) -> dict[str, 
             await load(session, target, prompt(2048), 4, 1.0)
             out[f"{cores} core(s)"] = (await load(session, target, prompt(2048, True), 16, 2 * seconds))["rps"]
         procs.stop(proc)
+    out["machine"] = machine_scaling()
     return out
 
 
@@ -290,6 +293,8 @@ def report(results: dict) -> None:
     print(
         f"\ndetection on, 2 KB PII, concurrency 16: 1 core {one:.1f} req/s, 2 cores {two:.1f} req/s ({two / one:.2f}x)"
     )
+    if "machine" in scaling:
+        print(f"(this machine, 2 processes of pure-Python work against 1: {scaling['machine']:.2f}x)")
     memory = results["memory"]
     print(f"proxy memory (all processes, 2 detector workers): {memory['before_mb']:.0f} MB before the load, "
           f"{memory['after_mb']:.0f} MB after")  # fmt: skip
