@@ -1,5 +1,9 @@
 """A fast fake LLM for benchmarks: answers every chat completion at once (JSON or SSE).
 
+The JSON answer is a paragraph of about 1 KB, the size of a typical short answer, so the proxy's
+work on the answer (restoring placeholders, checking for values the caller never sent) is
+measured too; a stream answers in four small events (time to first byte is what it measures).
+
 Usage: python bench/fake_upstream.py PORT
 """
 
@@ -10,12 +14,19 @@ import sys
 
 from aiohttp import web
 
+PARAGRAPH = (
+    "Here is a summary of the review. The migration of the build pipeline is planned in 3 steps: "
+    "first the runners move to the new cluster, then the caches, and last the release jobs. The legacy "
+    "queue is retired once version 2.4 has shipped and no job has used it for 14 days. Capacity for the "
+    "next release is sized on last quarter's peak plus 30 percent, with room to add two more nodes. "
+)
 ANSWER = {
     "id": "chatcmpl-bench",
     "object": "chat.completion",
     "created": 1_700_000_000,
     "model": "bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Noted."}, "finish_reason": "stop"}],
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": PARAGRAPH * 3}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 500, "completion_tokens": 250, "total_tokens": 750},
 }
 
 
@@ -26,7 +37,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     for word in ("Noted", ", ", "thanks", "."):
-        chunk = {**ANSWER, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": word}}]}
+        delta = {"index": 0, "delta": {"content": word}}
+        chunk = {**ANSWER, "object": "chat.completion.chunk", "choices": [delta], "usage": None}
         await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
     await response.write(b"data: [DONE]\n\n")
     return response
