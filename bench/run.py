@@ -222,7 +222,8 @@ async def run(args: argparse.Namespace) -> dict:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             for port in (ports["off"], ports["on"]):
                 await wait_ready(session, f"http://127.0.0.1:{port}/readyz")
-            await load(session, url(ports["on"]), prompt(2048), 4, 1.0)  # warm every worker
+            for target, _pii, _pid in targets.values():  # warm every server (and every detector worker)
+                await load(session, target, prompt(2048), 4, 1.0)
             results["memory"]["before_mb"] = rss_mb(proxy_on.pid)
             for size, concurrency in itertools.product(sizes, CONCURRENCY):
                 rounds: dict[str, list[dict]] = {name: [] for name in targets}
