@@ -63,11 +63,17 @@ def handler_for(endpoint: Endpoint) -> Handler:
         finally:
             if exchange.mapping is not None and exchange.status < 400:
                 exchange.mapping.remember()
-            state.record(exchange)
-            state.metrics.observe(exchange, time.perf_counter() - exchange.started)
-            log.info("%s", exchange.summary(), extra=exchange.log_fields())
+            # after the answer is on its way: aiohttp writes it when this returns, and the
+            # bookkeeping (log record, metrics, log line: ~0.1 ms) runs on the next loop turn
+            asyncio.get_running_loop().call_soon(_account, state, exchange)
 
     return handle
+
+
+def _account(state: ProxyState, exchange: Exchange) -> None:
+    state.record(exchange)
+    state.metrics.observe(exchange, time.perf_counter() - exchange.started)
+    log.info("%s", exchange.summary(), extra=exchange.log_fields())
 
 
 async def _exchange(
