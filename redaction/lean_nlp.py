@@ -39,15 +39,21 @@ def load_lean_spacy(model: str) -> Language:
 
 def lean_nlp_engine_class():
     """SpacyNlpEngine whose artifacts carry lower-cased words where lemmas are missing."""
-    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
 
     class LeanSpacyNlpEngine(SpacyNlpEngine):
         def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
-            # before the artifacts are built: their keywords are derived from the lemmas
+            """Presidio's artifacts, built in one pass over the tokens (Presidio's own makes two,
+            and setting each token's lemma a third: ~8 ms of a 2 KB text's 70)."""
+            lemmas, indices = [], []
             for token in doc:
-                if not token.lemma_:
-                    token.lemma_ = token.lower_
-            return super()._doc_to_nlp_artifact(doc, language)
+                lemmas.append(token.lemma_ or token.lower_)
+                indices.append(token.idx)
+            entities, scores = self._get_updated_entities(self._get_entities(doc), self._get_scores_for_entities(doc))
+            return NlpArtifacts(
+                entities=entities, tokens=doc, tokens_indices=indices, lemmas=lemmas, nlp_engine=self,
+                language=language, scores=scores,
+            )  # fmt: skip
 
     return LeanSpacyNlpEngine
 
