@@ -85,6 +85,11 @@ class DetectorPool:
     def ready(self) -> bool:
         return self._ready
 
+    @property
+    def waiting(self) -> int:
+        """Requests whose texts wait for a worker (they go as one job to the next free one)."""
+        return len(self._waiting)
+
     async def start(self) -> None:
         """Start every worker and wait until each has loaded and warmed its model."""
         # spawn, not fork: forking a process that runs an event loop and threads is unsafe.

@@ -29,6 +29,8 @@ async def test_metrics_count_exchanges_stages_and_entities_without_personal_data
     assert 'privacy_proxy_entities_total{entity_type="EMAIL_ADDRESS"} 1.0' in text
     assert re.search(r'privacy_proxy_stage_seconds_count\{stage="detection"\} [12]\.0', text)
     assert "privacy_proxy_detector_ready 1.0" in text and "privacy_proxy_storage_ok 1.0" in text
+    assert "privacy_proxy_detector_waiting_requests 0.0" in text
+    assert re.search(r"privacy_proxy_detector_batched_jobs_total \d+\.0", text)
     for secret in ("Jane", "Roe", "jane.roe", "example.com", "gpt-secret-model"):
         assert secret not in text
 
