@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from redaction import DetectorPool
+from redaction import DetectionTimeout, DetectorPool, DetectorUnavailable
 
 # made-up people, obviously synthetic (see tests/corpus.py)
 NAMES = ("Jane Roe", "John Doe", "Richard Roe", "Mary Major", "John Smith", "Janie Doe")
@@ -34,3 +34,19 @@ async def test_a_request_alone_is_not_held_back(detector: DetectorPool):
     [spans] = await detector.analyze([text_about(99, "Mary Major")])
     assert detector.batched_jobs == before
     assert any(s.entity_type == "PERSON" for s in spans)
+
+
+async def test_a_request_waiting_for_a_worker_fails_closed_when_its_time_is_up(detector: DetectorPool, monkeypatch):
+    """The timeout counts from arrival: a request still waiting for a worker fails closed (503, nothing
+    forwarded) like the one the worker is stuck on: DetectionTimeout, or DetectorUnavailable if the
+    restart that the stuck worker causes comes first."""
+    monkeypatch.setattr(detector, "timeout", 0.001)
+    long_texts = [" ".join(text_about(i * 100 + j, "Jane Roe") for j in range(60)) for i in range(2)]
+    first, waiting = await asyncio.gather(*(detector.analyze([text]) for text in long_texts), return_exceptions=True)
+    assert isinstance(first, DetectionTimeout)
+    assert isinstance(waiting, (DetectionTimeout, DetectorUnavailable))
+    assert detector.waiting == 0
+    monkeypatch.setattr(detector, "timeout", 60)
+    await detector.wait_ready()  # the stuck worker was replaced
+    [spans] = await detector.analyze([text_about(7, "Jane Roe")])
+    assert [s.entity_type for s in spans] == ["PERSON"]
