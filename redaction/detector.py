@@ -51,13 +51,17 @@ class DetectorConfig:
 
 
 def keep_offline() -> None:
-    """Stop tldextract (used by the e-mail recognizer) from fetching the public-suffix list.
+    """The environment the detector's libraries read when they load: must run before Presidio
+    (and numpy) are imported.
 
-    It reads this variable when its module-level extractor is built, i.e. on import, so this
-    must run before Presidio is imported. The bundled snapshot is used instead.
+    tldextract (used by the e-mail recognizer) would fetch the public-suffix list: it reads this
+    variable when its module-level extractor is built; the bundled snapshot is used instead.
     """
     os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # one BLAS thread per process (read when numpy loads): the workers are the parallelism, and
+    # at the NER's matrix sizes a second thread per worker only contends for the same cores
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _load_spacy(model: str):
