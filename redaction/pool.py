@@ -23,7 +23,7 @@ from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from redaction.detector import Detector, DetectorConfig
-from redaction.errors import DetectionTimeout, DetectorUnavailable
+from redaction.errors import DetectionTimeout, DetectorUnavailable, RedactionError
 from redaction.spans import Span
 from redaction.work_split import SpanCache, plan
 
@@ -41,6 +41,7 @@ class _Waiting:
 
     texts: list[str]
     spans: asyncio.Future[list[list[Span]]]
+    dispatched: bool = False  # given to a worker (a timeout after this may mean a stuck worker)
 
 
 def _init_worker(config: DetectorConfig) -> None:
@@ -135,7 +136,13 @@ class DetectorPool:
             if self._busy >= self.workers:
                 waiting = _Waiting(texts, loop.create_future())
                 self._waiting.append(waiting)
-                return await asyncio.wait_for(waiting.spans, self.timeout)
+                try:
+                    return await asyncio.wait_for(waiting.spans, self.timeout)
+                except TimeoutError:
+                    if waiting.dispatched:
+                        raise  # a worker is stuck on it: replaced below
+                    # overload, not a stuck worker: restarting would fail every request in the workers
+                    raise DetectionTimeout(f"no detector worker was free within {self.timeout:g}s") from None
             work = plan(texts, self.workers - self._busy)
             self._busy += len(work.jobs)
             try:
@@ -157,6 +164,7 @@ class DetectorPool:
             while self._waiting and (not batch or chars + sum(map(len, self._waiting[0].texts)) <= MAX_BATCH_CHARS):
                 waiting = self._waiting.popleft()
                 if not waiting.spans.done():  # done: it timed out while waiting
+                    waiting.dispatched = True
                     batch.append(waiting)
                     chars += sum(map(len, waiting.texts))
             if batch:
@@ -208,7 +216,7 @@ class DetectorPool:
         except BrokenExecutor:
             restart("a detector worker died")
             raise DetectorUnavailable("detector worker died; restarting") from None
-        except DetectorUnavailable:
+        except RedactionError:
             raise
         except Exception as exc:
             # only the exception type: its message could quote the text being analysed

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from redaction import DetectionTimeout, DetectorPool, DetectorUnavailable
 
 # made-up people, obviously synthetic (see tests/corpus.py)
@@ -50,3 +52,14 @@ async def test_a_request_waiting_for_a_worker_fails_closed_when_its_time_is_up(d
     await detector.wait_ready()  # the stuck worker was replaced
     [spans] = await detector.analyze([text_about(7, "Jane Roe")])
     assert [s.entity_type for s in spans] == ["PERSON"]
+
+
+async def test_overload_fails_the_waiting_request_without_restarting_the_workers(detector: DetectorPool, monkeypatch):
+    """A request that never got a worker timed out because of load, not a stuck worker: it fails
+    closed alone; replacing the workers would fail every request they hold."""
+    restarts = detector.restarts
+    monkeypatch.setattr(detector, "_busy", detector.workers)  # every worker taken, none will free up
+    monkeypatch.setattr(detector, "timeout", 0.05)
+    with pytest.raises(DetectionTimeout, match="no detector worker was free"):
+        await detector.analyze([text_about(8, "Jane Roe")])
+    assert detector.restarts == restarts and detector.ready
