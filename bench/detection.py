@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redaction import DetectorConfig, DetectorPool
-from redaction.detector import Detector, keep_offline
+from redaction.detector import Detector, prepare_environment
 from tests.corpus import CORPUS, conversation, long_text, prompt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,7 +35,7 @@ from machine import machine_scaling
 
 
 def vanilla_analyzer():
-    keep_offline()
+    prepare_environment()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 

@@ -22,10 +22,11 @@ class Exchange:
     outcome: str = "ok"
     log_it: bool = True
     training_consent: bool = True
-    original_request: bytes | None = None
-    sanitized_request: bytes | None = None
-    response: bytes | None = None
-    mapping: PlaceholderMap | None = None
+    # content never appears in a repr (an asyncio callback error or a traceback prints reprs)
+    original_request: bytes | None = field(default=None, repr=False)
+    sanitized_request: bytes | None = field(default=None, repr=False)
+    response: bytes | None = field(default=None, repr=False)
+    mapping: PlaceholderMap | None = field(default=None, repr=False)
     detection_seconds: float | None = None
     upstream_started: float | None = None
     upstream_finished: float | None = None

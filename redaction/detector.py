@@ -50,7 +50,7 @@ class DetectorConfig:
     lean: bool = True
 
 
-def keep_offline() -> None:
+def prepare_environment() -> None:
     """The environment the detector's libraries read when they load: must run before Presidio
     (and numpy) are imported.
 
@@ -75,7 +75,7 @@ def _load_spacy(model: str):
 
 
 def build_analyzer(config: DetectorConfig) -> AnalyzerEngine:
-    keep_offline()
+    prepare_environment()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer

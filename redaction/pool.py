@@ -43,6 +43,10 @@ class _Waiting:
     spans: asyncio.Future[list[list[Span]]]
     dispatched: bool = False  # given to a worker (a timeout after this may mean a stuck worker)
 
+    @property
+    def chars(self) -> int:
+        return sum(map(len, self.texts))
+
 
 def _init_worker(config: DetectorConfig) -> None:
     global _worker_detector
@@ -161,12 +165,12 @@ class DetectorPool:
         while self._waiting and self._busy < self.workers and self._executor is not None:
             batch: list[_Waiting] = []
             chars = 0
-            while self._waiting and (not batch or chars + sum(map(len, self._waiting[0].texts)) <= MAX_BATCH_CHARS):
+            while self._waiting and (not batch or chars + self._waiting[0].chars <= MAX_BATCH_CHARS):
                 waiting = self._waiting.popleft()
                 if not waiting.spans.done():  # done: it timed out while waiting
                     waiting.dispatched = True
                     batch.append(waiting)
-                    chars += sum(map(len, waiting.texts))
+                    chars += waiting.chars
             if batch:
                 self._busy += 1
                 task = asyncio.create_task(self._run_batch(batch))

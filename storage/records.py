@@ -43,10 +43,11 @@ class ExchangeRecord:
     latency_detection_ms: float | None = None
     latency_upstream_ms: float | None = None
     entity_counts: dict[str, int] = field(default_factory=dict)
-    original_request: bytes | None = None
-    sanitized_request: bytes | None = None
-    response: bytes | None = None
-    mapping: dict[str, Any] | None = None
+    # content never appears in a repr (an asyncio callback error or a traceback prints reprs)
+    original_request: bytes | None = field(default=None, repr=False)
+    sanitized_request: bytes | None = field(default=None, repr=False)
+    response: bytes | None = field(default=None, repr=False)
+    mapping: dict[str, Any] | None = field(default=None, repr=False)
     kind: str = "exchange"
     training_consent: bool = True
     target: str | None = None
