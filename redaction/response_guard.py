@@ -20,7 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from redaction.errors import DetectorUnavailable, RedactionError
 from redaction.response_ner import Detect, ner_findings, sentence_cut
@@ -63,9 +63,14 @@ STRUCTURED_TYPES = tuple(PATTERNS)
 # two other characters between digit runs ("+1 (212) 555"), starting at most one character
 # before the first digit ("+" or "("): each runs only over merged digit runs, with the
 # characters its lookarounds read (a lookbehind sees before ``pos``; ``endpos`` keeps two after).
-_DIGIT_TYPES = frozenset({"CREDIT_CARD", "US_SSN", "PHONE_NUMBER", "IP_ADDRESS"})
-_DIGIT_RUN = re.compile(r"\d+")
-_MAX_DIGIT_GAP = 4  # more than any pattern allows between two digits of one value
+# The fewest digits a valid value of each type has (a phone number: 8, see ``_valid``): a group of
+# digit runs with fewer cannot hold one, so prose with "3 steps" or "version 2.4" costs nothing.
+_MIN_DIGITS = {"CREDIT_CARD": 13, "US_SSN": 9, "PHONE_NUMBER": 8, "IP_ADDRESS": 4}
+_DIGIT_TYPES = frozenset(_MIN_DIGITS)
+# digit runs with at most four other characters between them (more than any pattern allows
+# between two digits of one value): one value never spans two such groups
+_DIGIT_GROUP = re.compile(r"\d+(?:\D{1,4}\d+)*")
+_NOT_DIGIT = re.compile(r"\D+")
 # every IBAN match begins here (two such starts never overlap: letters, then digits)
 _IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
 
@@ -229,14 +234,14 @@ def find_values(
     allowed_keys = {re.sub(r"\W", "", a).casefold() for a in allowed}
     findings: list[Finding] = []
     callers: list[Finding] = []  # the caller's own values, written out by the model: they pass
-    digit_ranges: list[tuple[int, int]] | None = None
+    digit_groups: list[DigitGroup] | None = None
     for entity_type in policy.types:
         pattern = PATTERNS.get(entity_type)
         if pattern is None:
             continue
         if entity_type in _DIGIT_TYPES:
-            digit_ranges = _digit_ranges(view) if digit_ranges is None else digit_ranges
-        for match in _matches(entity_type, pattern, view, digit_ranges or []):
+            digit_groups = _digit_groups(view) if digit_groups is None else digit_groups
+        for match in _matches(entity_type, pattern, view, digit_groups or []):
             value = match.group(0).strip()
             if not value or not _valid(entity_type, value):
                 continue
@@ -255,11 +260,18 @@ def find_values(
 
 
 def _matches(
-    entity_type: str, pattern: re.Pattern[str], view: str, digit_ranges: list[tuple[int, int]]
+    entity_type: str, pattern: re.Pattern[str], view: str, digit_groups: list[DigitGroup]
 ) -> Iterator[re.Match[str]]:
-    """``pattern.finditer(view)``, the same matches, without trying every position of the text."""
+    """``pattern.finditer(view)`` without trying every position of the text: the same matches,
+    except digit matches too short to be valid (``_valid`` would drop them)."""
     if entity_type in _DIGIT_TYPES:
-        return (match for pos, endpos in digit_ranges for match in pattern.finditer(view, pos, endpos))
+        least = _MIN_DIGITS[entity_type]
+        return (
+            match
+            for pos, endpos, digits in digit_groups
+            if digits >= least
+            for match in pattern.finditer(view, pos, endpos)
+        )
     if entity_type == "IBAN_CODE":
         return _from_starts(pattern, view, _IBAN_START.finditer(view))
     if entity_type == "EMAIL_ADDRESS" and "@" not in view:
@@ -277,15 +289,18 @@ def _from_starts(pattern: re.Pattern[str], view: str, starts: Iterable[re.Match[
             yield match
 
 
-def _digit_ranges(view: str) -> list[tuple[int, int]]:
-    """(pos, endpos) around each group of digit runs: where a digit pattern can match."""
-    runs: list[list[int]] = []
-    for match in _DIGIT_RUN.finditer(view):
-        if runs and match.start() - runs[-1][1] <= _MAX_DIGIT_GAP:
-            runs[-1][1] = match.end()
-        else:
-            runs.append([match.start(), match.end()])
-    return [(max(0, start - 1), min(len(view), end + 2)) for start, end in runs]
+class DigitGroup(NamedTuple):
+    pos: int  # one character before the first digit ("+" or "(" of a phone number)
+    endpos: int  # two after the last: the patterns' lookaheads read them
+    digits: int
+
+
+def _digit_groups(view: str) -> list[DigitGroup]:
+    """Where a digit pattern can match: each group of digit runs, with its digit count."""
+    return [
+        DigitGroup(max(0, m.start() - 1), min(len(view), m.end() + 2), len(_NOT_DIGIT.sub("", m.group(0))))
+        for m in _DIGIT_GROUP.finditer(view)
+    ]
 
 
 def _extend_to_encoding(text: str, end: int) -> int:
