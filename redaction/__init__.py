@@ -4,12 +4,10 @@ from redaction.anthropic import MESSAGES
 from redaction.api_format import ApiFormat, EventRestorer
 from redaction.detector import DetectorConfig
 from redaction.errors import DetectionTimeout, DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
-from redaction.json_codec import dumps as json_bytes
-from redaction.json_codec import loads as json_loads
 from redaction.openai_chat import CHAT, CHAT_RULES, ChatStreamRestorer, answers_in_json, restore_chat_response
 from redaction.openai_misc import COMPLETIONS, EMBEDDINGS, GENERIC
 from redaction.openai_responses import RESPONSES
-from redaction.pipeline import Redaction, Redactor
+from redaction.pipeline import Redaction, Redactor, json_bytes
 from redaction.placeholders import PLACEHOLDER_RE, PlaceholderMap, PlaceholderStore
 from redaction.pool import DetectorPool, NoDetector
 from redaction.pseudonymize import TermLists
@@ -54,7 +52,6 @@ __all__ = [
     "UninspectableContent",
     "answers_in_json",
     "json_bytes",
-    "json_loads",
     "redact_values",
     "restore_chat_response",
     "restore_text",
