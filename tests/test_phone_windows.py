@@ -1,0 +1,72 @@
+"""The phone recognizer's shortcuts (digit windows, regions skipped for short numbers) find exactly
+what Presidio's own phone recognizer finds."""
+
+from __future__ import annotations
+
+import random
+
+import phonenumbers
+import pytest
+from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+from redaction.recognizers import _SHORTEST_NATIONAL_NUMBER, fewest_digits, windowed_phone_recognizer
+
+REGIONS = PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS
+
+
+def _example_numbers() -> list[str]:
+    """python-phonenumbers' own example numbers of every type for the recognizer's regions, in the
+    national, international and E.164 forms (reserved examples, nobody's number)."""
+    out = []
+    for region in REGIONS:
+        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.TOLL_FREE):
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is not None:
+                out += [phonenumbers.format_number(number, form) for form in PhoneNumberFormat.__dict__.values()
+                        if isinstance(form, int)]  # fmt: skip
+    return out
+
+
+PIECES = [
+    *_example_numbers(),
+    "2024", "12345", "123456", "1234567", "20417", "0301234", "011 44 20 7946 0958", "00 49 30 123456",
+    "0049 30 1234567", "+49 30 1234", "\uff0b44 20 7946 0958", "1 650 253 0000", "(212) 555-0147",
+    "03-1234567", "ext. 1234", "v2.4", "10:30", "1-800-555-0199", " ", " ", ", ", "call ", "tel: ", "(", ")",
+    "-", ".", "/", "+", "x", "Order ", "in ", "room ", "\n",
+]  # fmt: skip
+
+
+def _found(recognizer: PhoneRecognizer, text: str) -> list[tuple]:
+    results = recognizer.analyze(text, ["PHONE_NUMBER"], None)
+    return sorted((r.entity_type, r.start, r.end, r.score) for r in results)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_windows_and_skipped_regions_find_what_presidio_finds(seed: int):
+    vanilla = PhoneRecognizer(supported_language="en")
+    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en")
+    rng = random.Random(seed)
+    found_any = 0
+    for _ in range(150):
+        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 8)))
+        expected = _found(vanilla, text)
+        assert _found(windowed, text) == expected, text
+        found_any += bool(expected)
+    assert found_any > 30  # the texts really hold phone numbers
+
+
+def test_a_short_number_is_read_for_the_regions_whose_numbers_can_be_that_short():
+    assert fewest_digits("DE") == 4  # German numbers from 4 digits: "in 2024" is still read for DE
+    assert all(fewest_digits(region) >= 7 for region in REGIONS if region != "DE")
+    assert fewest_digits("ZZ") > 100  # an unknown region reads numbers with a plus sign only
+
+
+def test_the_shortest_national_number_is_what_the_metadata_says():
+    lengths = [
+        length
+        for region in phonenumbers.SUPPORTED_REGIONS
+        for length in PhoneMetadata.metadata_for_region(region).general_desc.possible_length
+        if length > 0
+    ]
+    assert min(lengths) == _SHORTEST_NATIONAL_NUMBER
