@@ -63,10 +63,7 @@ def test_a_short_number_is_read_for_the_regions_whose_numbers_can_be_that_short(
 
 
 def test_the_shortest_national_number_is_what_the_metadata_says():
-    lengths = [
-        length
-        for region in phonenumbers.SUPPORTED_REGIONS
-        for length in PhoneMetadata.metadata_for_region(region).general_desc.possible_length
-        if length > 0
-    ]
+    every = [PhoneMetadata.metadata_for_region(region) for region in phonenumbers.SUPPORTED_REGIONS]
+    every += [PhoneMetadata.metadata_for_nongeo_region(code) for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS]
+    lengths = [length for metadata in every for length in metadata.general_desc.possible_length if length > 0]
     assert min(lengths) == _SHORTEST_NATIONAL_NUMBER
