@@ -12,24 +12,22 @@ waits for a batch to fill: an idle worker takes a request at once.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import logging
-import multiprocessing
-import os
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass
 
-from redaction.detector import Detector, DetectorConfig
+from redaction.detector import DetectorConfig
+from redaction.detector_worker import DetectorWorker, WorkerDied, WorkerFailed
 from redaction.errors import DetectionTimeout, DetectorUnavailable, RedactionError
 from redaction.spans import Span
 from redaction.work_split import SpanCache, plan
 
 log = logging.getLogger(__name__)
 
-_worker_detector: Detector | None = None
 # texts of waiting requests given to one worker at once: short prompts batch well; long ones gain
 # nothing from batching, and the first of a batch waits for the whole batch
 MAX_BATCH_CHARS = 8_000
@@ -48,24 +46,6 @@ class _Waiting:
         return sum(map(len, self.texts))
 
 
-def _init_worker(config: DetectorConfig) -> None:
-    global _worker_detector
-    _worker_detector = Detector(config)
-    _worker_detector.warm_up()
-
-
-def _analyze_in_worker(texts: Sequence[str]) -> list[list[Span]]:
-    if _worker_detector is None:  # pragma: no cover - the initializer failed
-        raise DetectorUnavailable("detector worker is not initialised")
-    return _worker_detector.analyze(texts)
-
-
-def _worker_pid_when_warm() -> int:
-    # Holding the worker briefly makes concurrent pings land on different workers.
-    time.sleep(0.1)
-    return os.getpid()
-
-
 class DetectorPool:
     """A pool of detector processes with an async ``analyze``."""
 
@@ -75,13 +55,11 @@ class DetectorPool:
         self.config = config
         self.workers = workers
         self.timeout = timeout
-        self._executor: ProcessPoolExecutor | None = None
+        self._workers: list[DetectorWorker] = []
         self._ready = False
         self._restart_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._busy = 0  # jobs in the workers right now: splitting only uses idle ones
         self._waiting: deque[_Waiting] = deque()
-        self._batches: set[asyncio.Task[None]] = set()
         self.batched_jobs = 0  # jobs that carried the texts of more than one request
         self.cache = SpanCache(cache_entries)
         self.restarts = 0
@@ -97,32 +75,28 @@ class DetectorPool:
 
     async def start(self) -> None:
         """Start every worker and wait until each has loaded and warmed its model."""
-        # spawn, not fork: forking a process that runs an event loop and threads is unsafe.
-        self._executor = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self.config,),
-        )
-        loop = self._loop = asyncio.get_running_loop()
-        try:
-            # a worker answers only after its initializer (model load + warm-up) finished:
-            # ready means every worker process has answered at least once.
-            warm: set[int] = set()
-            while len(warm) < self.workers:
-                pings = (loop.run_in_executor(self._executor, _worker_pid_when_warm) for _ in range(self.workers))
-                warm.update(await asyncio.gather(*pings))
-        except BrokenExecutor as exc:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-            raise DetectorUnavailable(f"detector workers failed to start: {type(exc).__name__}") from None
+        self._loop = asyncio.get_running_loop()
+        workers = [
+            DetectorWorker(self.config, on_idle=self._dispatch_waiting, on_death=self._worker_died)
+            for _ in range(self.workers)
+        ]
+        started = await asyncio.gather(*(worker.start() for worker in workers), return_exceptions=True)
+        failed = [result for result in started if isinstance(result, BaseException)]
+        if failed:
+            for worker in workers:
+                worker.kill()
+            raise DetectorUnavailable(f"detector workers failed to start: {type(failed[0]).__name__}")
+        self._workers = workers
         self._ready = True
         log.info("detector ready: %d worker(s), model %s", self.workers, self.config.spacy_model)
+
+    def _idle_workers(self) -> list[DetectorWorker]:
+        return [worker for worker in self._workers if worker.available]
 
     async def analyze(self, texts: Sequence[str]) -> list[list[Span]]:
         """Spans per text: remembered ones from the cache, the others from the workers (a long
         text shared among the idle ones)."""
-        if not self._ready or self._executor is None:
+        if not self._ready:
             raise DetectorUnavailable("detector is not ready")
         keys = [self.cache.key(text) for text in texts]
         spans_by_key = {key: spans for key in keys if (spans := self.cache.get(key)) is not None}
@@ -137,7 +111,8 @@ class DetectorPool:
     async def _analyze_uncached(self, texts: list[str]) -> list[list[Span]]:
         loop = asyncio.get_running_loop()
         with self._failing_closed(self._restart):
-            if self._busy >= self.workers:
+            idle = self._idle_workers()
+            if not idle:
                 waiting = _Waiting(texts, loop.create_future())
                 self._waiting.append(waiting)
                 try:
@@ -147,22 +122,16 @@ class DetectorPool:
                         raise  # a worker is stuck on it: replaced below
                     # overload, not a stuck worker: restarting would fail every request in the workers
                     raise DetectionTimeout(f"no detector worker was free within {self.timeout:g}s") from None
-            work = plan(texts, self.workers - self._busy)
-            self._busy += len(work.jobs)
-            try:
-                futures = [
-                    loop.run_in_executor(self._executor, _analyze_in_worker, [piece.text for piece in job])
-                    for job in work.jobs
-                ]
-                results = await asyncio.wait_for(asyncio.gather(*futures), self.timeout)
-            finally:
-                self._busy -= len(work.jobs)
-                self._dispatch_waiting()
+            work = plan(texts, len(idle))
+            answers = [
+                worker.submit([piece.text for piece in job]) for worker, job in zip(idle, work.jobs, strict=False)
+            ]
+            results = await asyncio.wait_for(asyncio.gather(*answers), self.timeout)
             return work.merge(list(results), len(texts))
 
     def _dispatch_waiting(self) -> None:
         """Give the waiting requests' texts to the idle workers, as few jobs as the size cap allows."""
-        while self._waiting and self._busy < self.workers and self._executor is not None:
+        while self._waiting and (idle := self._idle_workers()):
             batch: list[_Waiting] = []
             chars = 0
             while self._waiting and (not batch or chars + self._waiting[0].chars <= MAX_BATCH_CHARS):
@@ -172,41 +141,25 @@ class DetectorPool:
                     batch.append(waiting)
                     chars += waiting.chars
             if batch:
-                self._busy += 1
-                task = asyncio.create_task(self._run_batch(batch))
-                self._batches.add(task)
-                task.add_done_callback(self._batches.discard)
-
-    async def _run_batch(self, batch: list[_Waiting]) -> None:
-        texts = [text for waiting in batch for text in waiting.texts]
-        self.batched_jobs += len(batch) > 1
-        try:
-            found = await asyncio.get_running_loop().run_in_executor(self._executor, _analyze_in_worker, texts)
-        except Exception as exc:  # each request turns it into its own fail-closed error
-            for waiting in batch:
-                if not waiting.spans.done():
-                    waiting.spans.set_exception(exc)
-        else:
-            for waiting in batch:
-                spans, found = found[: len(waiting.texts)], found[len(waiting.texts) :]
-                if not waiting.spans.done():
-                    waiting.spans.set_result(spans)
-        finally:
-            self._busy -= 1
-            self._dispatch_waiting()
+                self.batched_jobs += len(batch) > 1
+                answer = idle[0].submit([text for waiting in batch for text in waiting.texts])
+                answer.add_done_callback(functools.partial(_hand_out, batch))
 
     def analyze_blocking(self, texts: Sequence[str]) -> list[list[Span]]:
         """``analyze`` for code running in a worker thread (the response guard of a stream).
 
         Never call it on the event loop: it blocks until the detector answers.
         """
-        executor = self._executor
-        if not self._ready or executor is None:
+        loop = self._loop
+        if not self._ready or loop is None:
             raise DetectorUnavailable("detector is not ready")
         if not any(text.strip() for text in texts):
             return [[] for _ in texts]
-        with self._failing_closed(self._restart_from_thread):
-            return executor.submit(_analyze_in_worker, list(texts)).result(self.timeout)
+        try:
+            # the coroutine has its own timeout; this one only guards against a stopped loop
+            return asyncio.run_coroutine_threadsafe(self.analyze(list(texts)), loop).result(self.timeout + 5)
+        except concurrent.futures.TimeoutError:
+            raise DetectionTimeout(f"detection took longer than {self.timeout:g}s") from None
 
     @contextlib.contextmanager
     def _failing_closed(self, restart: Callable[[str], None]) -> Iterator[None]:
@@ -217,9 +170,12 @@ class DetectorPool:
             # the worker is still busy with this text and would delay every later request
             restart("detection timed out")
             raise DetectionTimeout(f"detection took longer than {self.timeout:g}s") from None
-        except BrokenExecutor:
+        except WorkerDied:
             restart("a detector worker died")
             raise DetectorUnavailable("detector worker died; restarting") from None
+        except WorkerFailed as exc:
+            log.error("detection failed: %s", exc.args[0])
+            raise DetectorUnavailable(f"detection failed ({exc.args[0]})") from None
         except RedactionError:
             raise
         except Exception as exc:
@@ -227,9 +183,9 @@ class DetectorPool:
             log.error("detection failed: %s", type(exc).__name__)
             raise DetectorUnavailable(f"detection failed ({type(exc).__name__})") from None
 
-    def _restart_from_thread(self, reason: str) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._restart, reason)
+    def _worker_died(self) -> None:
+        if self._ready:
+            self._restart("a detector worker died")
 
     async def wait_ready(self) -> None:
         """Until a restart in progress has finished (or failed)."""
@@ -244,11 +200,9 @@ class DetectorPool:
         self.restarts += 1
         log.error("%s: restarting the detector workers", reason)
         self._fail_waiting(DetectorUnavailable("detector workers are restarting"))
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            for process in list(getattr(executor, "_processes", {}).values()):
-                process.kill()
-            executor.shutdown(wait=False, cancel_futures=True)
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.kill()
         self._restart_task = asyncio.create_task(self._start_again())
 
     async def _start_again(self) -> None:
@@ -268,9 +222,22 @@ class DetectorPool:
             self._restart_task.cancel()
         self._ready = False
         self._fail_waiting(DetectorUnavailable("detector is shutting down"))
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            await asyncio.get_running_loop().run_in_executor(None, lambda: executor.shutdown(cancel_futures=True))
+        workers, self._workers = self._workers, []
+        await asyncio.gather(*(worker.close() for worker in workers))
+
+
+def _hand_out(batch: list[_Waiting], answer: asyncio.Future[list[list[Span]]]) -> None:
+    """Each waiting request of a batch gets its own texts' spans, or the job's error (each
+    request turns it into its own fail-closed error)."""
+    error = answer.exception()
+    found = [] if error is not None else answer.result()
+    for waiting in batch:
+        spans, found = found[: len(waiting.texts)], found[len(waiting.texts) :]
+        if not waiting.spans.done():
+            if error is not None:
+                waiting.spans.set_exception(error)
+            else:
+                waiting.spans.set_result(spans)
 
 
 class NoDetector:

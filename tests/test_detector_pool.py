@@ -58,8 +58,45 @@ async def test_overload_fails_the_waiting_request_without_restarting_the_workers
     """A request that never got a worker timed out because of load, not a stuck worker: it fails
     closed alone; replacing the workers would fail every request they hold."""
     restarts = detector.restarts
-    monkeypatch.setattr(detector, "_busy", detector.workers)  # every worker taken, none will free up
+    for worker in detector._workers:  # every worker taken, none will free up
+        monkeypatch.setattr(worker, "busy", True)
     monkeypatch.setattr(detector, "timeout", 0.05)
     with pytest.raises(DetectionTimeout, match="no detector worker was free"):
         await detector.analyze([text_about(8, "Jane Roe")])
     assert detector.restarts == restarts and detector.ready
+
+
+async def test_a_request_whose_caller_left_keeps_its_worker_until_the_answer_arrives(
+    detector: DetectorPool, monkeypatch
+):
+    """A client that hangs up cancels its detection, but the worker is still analysing its text:
+    the next request must wait for that answer, never receive it as its own."""
+    worker, submitted = detector._workers[0], asyncio.Event()
+    submit = worker.submit
+
+    def observed_submit(texts):
+        answer = submit(texts)
+        submitted.set()
+        return answer
+
+    monkeypatch.setattr(worker, "submit", observed_submit)
+    abandoned = asyncio.create_task(detector.analyze([" ".join(text_about(i, "John Doe") for i in range(40))]))
+    await submitted.wait()
+    assert worker.busy
+    abandoned.cancel()
+    [spans] = await detector.analyze([text_about(5, "Mary Major")])
+    assert [text_about(5, "Mary Major")[s.start : s.end] for s in spans if s.entity_type == "PERSON"] == ["Mary Major"]
+    assert detector.ready
+
+
+async def test_a_killed_worker_is_replaced_and_requests_fail_closed_meanwhile(detector: DetectorPool):
+    restarts = detector.restarts
+    worker = detector._workers[0]
+    worker._process.kill()  # as the kernel's OOM killer would
+    with pytest.raises(DetectorUnavailable):
+        for i in range(1000):  # until the pool has noticed the death (an EOF on the worker's socket)
+            await detector.analyze([text_about(1000 + i, "Jane Roe")])
+    await detector.wait_ready()
+    assert detector.restarts == restarts + 1 and detector.ready
+    [spans] = await detector.analyze([text_about(11, "Jane Roe")])
+    assert [s.entity_type for s in spans] == ["PERSON"]
