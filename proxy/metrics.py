@@ -45,7 +45,7 @@ class _StateCollector(Collector):
         detector = state.detector
         yield _gauge("detector_ready", "1 when every detector worker is warm", int(detector.ready))
         yield _gauge("detector_workers", "Detector worker processes", getattr(detector, "workers", 0))
-        yield _gauge("detector_busy_jobs", "Detection jobs in the workers", getattr(detector, "_busy", 0))
+        yield _gauge("detector_busy_jobs", "Detection jobs in the workers", getattr(detector, "busy", 0))
         yield _gauge("detector_waiting_requests", "Requests waiting for a free worker", getattr(detector, "waiting", 0))
         yield CounterMetricFamily(
             "privacy_proxy_detector_batched_jobs", "Jobs carrying the texts of several waiting requests",

@@ -69,6 +69,11 @@ class DetectorPool:
         return self._ready
 
     @property
+    def busy(self) -> int:
+        """Workers analysing a job right now."""
+        return sum(worker.busy for worker in self._workers)
+
+    @property
     def waiting(self) -> int:
         """Requests whose texts wait for a worker (they go as one job to the next free one)."""
         return len(self._waiting)

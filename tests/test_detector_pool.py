@@ -82,7 +82,7 @@ async def test_a_request_whose_caller_left_keeps_its_worker_until_the_answer_arr
     monkeypatch.setattr(worker, "submit", observed_submit)
     abandoned = asyncio.create_task(detector.analyze([" ".join(text_about(i, "John Doe") for i in range(40))]))
     await submitted.wait()
-    assert worker.busy
+    assert worker.busy and detector.busy == 1  # the privacy_proxy_detector_busy_jobs gauge
     abandoned.cancel()
     [spans] = await detector.analyze([text_about(5, "Mary Major")])
     assert [text_about(5, "Mary Major")[s.start : s.end] for s in spans if s.entity_type == "PERSON"] == ["Mary Major"]
