@@ -69,6 +69,7 @@ class DetectorWorker:
     def __init__(self, config: DetectorConfig, on_idle: Callable[[], None], on_death: Callable[[], None]) -> None:
         self.config = config
         self.busy = False
+        self._dead = False
         self._on_idle = on_idle
         self._on_death = on_death
         self._process: BaseProcess | None = None
@@ -79,7 +80,7 @@ class DetectorWorker:
 
     @property
     def available(self) -> bool:
-        return not self.busy and self._writer is not None and not self._writer.is_closing()
+        return not self.busy and not self._dead and self._writer is not None and not self._writer.is_closing()
 
     async def start(self) -> None:
         """Spawn the process; return once its model is loaded and warm."""
@@ -88,16 +89,25 @@ class DetectorWorker:
         process = context.Process(
             target=_child_main, args=(self.config, theirs), name="privacy-proxy-detector", daemon=True
         )
-        await asyncio.get_running_loop().run_in_executor(None, process.start)
-        theirs.close()
-        self._process = process
-        self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+        starting = asyncio.get_running_loop().run_in_executor(None, process.start)
         try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:  # the proxy stops while workers start: none may be left behind
+            starting.add_done_callback(lambda _: process.is_alive() and process.kill())
+            raise
+        finally:
+            theirs.close()
+        self._process = process
+        try:
+            self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
             if await self._read_frame() != READY:
                 raise WorkerDied("the detector process did not start")
         except (asyncio.IncompleteReadError, ConnectionError):
             self.kill()
             raise WorkerDied("the detector process did not start") from None
+        except BaseException:  # cancelled while it loads its model
+            self.kill()
+            raise
         self._watch = asyncio.create_task(self._read_answers())
 
     async def _read_frame(self) -> bytes:
@@ -127,7 +137,10 @@ class DetectorWorker:
                     else:
                         answer.set_exception(WorkerFailed(value))
                 self._on_idle()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except Exception:  # closed socket (the process died), or an answer that cannot be read
+            self._dead = True
+            if self._writer is not None:
+                self._writer.close()
             self._fail_answer(WorkerDied("the detector process died"))
             if self._process is not None:  # not a kill of ours
                 self._on_death()
@@ -140,6 +153,7 @@ class DetectorWorker:
     def _detach(self, reason: str) -> BaseProcess | None:
         """Stop listening and close the socket (the process exits when it sees that); a waiting job fails."""
         process, self._process = self._process, None
+        self._dead = True
         if self._watch is not None:
             self._watch.cancel()
         self._fail_answer(WorkerDied(reason))
@@ -151,7 +165,7 @@ class DetectorWorker:
         """Stop the process at once (stuck, or the pool restarts)."""
         if (process := self._detach("the detector process was stopped")) is not None:
             process.kill()
-            process.join(5)
+            asyncio.get_running_loop().run_in_executor(None, process.join, 5)  # reaped off the loop
 
     async def close(self) -> None:
         """Let the process finish on its own (killed if it takes more than 5 s)."""

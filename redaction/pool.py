@@ -60,6 +60,7 @@ class DetectorPool:
         self._restart_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: deque[_Waiting] = deque()
+        self._closed = False
         self.batched_jobs = 0  # jobs that carried the texts of more than one request
         self.cache = SpanCache(cache_entries)
         self.restarts = 0
@@ -86,10 +87,15 @@ class DetectorPool:
             for _ in range(self.workers)
         ]
         started = await asyncio.gather(*(worker.start() for worker in workers), return_exceptions=True)
-        failed = [result for result in started if isinstance(result, BaseException)]
-        if failed:
+        # a worker that died after its READY, while others still loaded, is no longer available
+        failed = [r for r in started if isinstance(r, BaseException)] or [
+            WorkerDied() for worker in workers if not worker.available
+        ]
+        if failed or self._closed:
             for worker in workers:
                 worker.kill()
+            if self._closed:
+                raise DetectorUnavailable("detector is shutting down")
             raise DetectorUnavailable(f"detector workers failed to start: {type(failed[0]).__name__}")
         self._workers = workers
         self._ready = True
@@ -189,7 +195,7 @@ class DetectorPool:
             raise DetectorUnavailable(f"detection failed ({type(exc).__name__})") from None
 
     def _worker_died(self) -> None:
-        if self._ready:
+        if self._ready:  # while (re)starting, ``start`` finds the dead worker unavailable
             self._restart("a detector worker died")
 
     async def wait_ready(self) -> None:
@@ -199,7 +205,7 @@ class DetectorPool:
 
     def _restart(self, reason: str) -> None:
         """Kill the workers and start fresh ones; until they are warm, requests fail closed."""
-        if self._restart_task is not None and not self._restart_task.done():
+        if self._closed or (self._restart_task is not None and not self._restart_task.done()):
             return
         self._ready = False
         self.restarts += 1
@@ -223,8 +229,11 @@ class DetectorPool:
                 waiting.spans.set_exception(error)
 
     async def close(self) -> None:
+        self._closed = True  # a job failing because of the shutdown must not start new workers
         if self._restart_task is not None and not self._restart_task.done():
             self._restart_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._restart_task
         self._ready = False
         self._fail_waiting(DetectorUnavailable("detector is shutting down"))
         workers, self._workers = self._workers, []
@@ -236,6 +245,8 @@ def _hand_out(batch: list[_Waiting], answer: asyncio.Future[list[list[Span]]]) -
     request turns it into its own fail-closed error)."""
     error = answer.exception()
     found = [] if error is not None else answer.result()
+    if error is None and len(found) != sum(len(waiting.texts) for waiting in batch):
+        error = DetectorUnavailable("the detector answered for a different number of texts")
     for waiting in batch:
         spans, found = found[: len(waiting.texts)], found[len(waiting.texts) :]
         if not waiting.spans.done():

@@ -6,9 +6,12 @@ Uses the session's real detector (one worker process), so the batching and the s
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
+from config import Settings
+from proxy.state import detector_config
 from redaction import DetectionTimeout, DetectorPool, DetectorUnavailable
 
 # made-up people, obviously synthetic (see tests/corpus.py)
@@ -17,6 +20,19 @@ NAMES = ("Jane Roe", "John Doe", "Richard Roe", "Mary Major", "John Smith", "Jan
 
 def text_about(index: int, name: str) -> str:
     return f"Ticket {index} from pool test: please call {name} back about the parcel."
+
+
+def observe_submit(worker: Any, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """An event set once ``worker`` has been sent a job (the job itself runs unchanged)."""
+    submitted, submit = asyncio.Event(), worker.submit
+
+    def observed_submit(texts: list[str]) -> asyncio.Future:
+        answer = submit(texts)
+        submitted.set()
+        return answer
+
+    monkeypatch.setattr(worker, "submit", observed_submit)
+    return submitted
 
 
 async def test_requests_waiting_for_a_busy_worker_share_one_job_and_get_their_own_spans(detector: DetectorPool):
@@ -71,15 +87,8 @@ async def test_a_request_whose_caller_left_keeps_its_worker_until_the_answer_arr
 ):
     """A client that hangs up cancels its detection, but the worker is still analysing its text:
     the next request must wait for that answer, never receive it as its own."""
-    worker, submitted = detector._workers[0], asyncio.Event()
-    submit = worker.submit
-
-    def observed_submit(texts):
-        answer = submit(texts)
-        submitted.set()
-        return answer
-
-    monkeypatch.setattr(worker, "submit", observed_submit)
+    worker = detector._workers[0]
+    submitted = observe_submit(worker, monkeypatch)
     abandoned = asyncio.create_task(detector.analyze([" ".join(text_about(i, "John Doe") for i in range(40))]))
     await submitted.wait()
     assert worker.busy and detector.busy == 1  # the privacy_proxy_detector_busy_jobs gauge
@@ -100,3 +109,18 @@ async def test_a_killed_worker_is_replaced_and_requests_fail_closed_meanwhile(de
     assert detector.restarts == restarts + 1 and detector.ready
     [spans] = await detector.analyze([text_about(11, "Jane Roe")])
     assert [s.entity_type for s in spans] == ["PERSON"]
+
+
+async def test_closing_during_a_detection_fails_it_and_starts_no_new_workers(monkeypatch):
+    """At shutdown a job still in a worker fails closed; that failure must not restart the workers."""
+    pool = DetectorPool(detector_config(Settings()), workers=1, timeout=60)
+    await pool.start()
+    worker = pool._workers[0]
+    submitted = observe_submit(worker, monkeypatch)
+    job = asyncio.create_task(pool.analyze([" ".join(text_about(i, "Jane Roe") for i in range(40))]))
+    await submitted.wait()
+    await pool.close()
+    with pytest.raises(DetectorUnavailable):
+        await job
+    assert pool.restarts == 0 and pool._restart_task is None and not pool.ready
+    assert not worker._process  # stopped, not replaced
