@@ -170,7 +170,8 @@ class DetectorWorker:
     async def close(self) -> None:
         """Let the process finish on its own (killed if it takes more than 5 s)."""
         if (process := self._detach("the detector is shutting down")) is not None:
-            await asyncio.get_running_loop().run_in_executor(None, process.join, 5)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, process.join, 5)
             if process.is_alive():
                 process.kill()
-                process.join(5)
+                await loop.run_in_executor(None, process.join, 5)

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from redaction.detector import DetectorConfig
@@ -87,10 +87,9 @@ class DetectorPool:
             for _ in range(self.workers)
         ]
         started = await asyncio.gather(*(worker.start() for worker in workers), return_exceptions=True)
-        # a worker that died after its READY, while others still loaded, is no longer available
-        failed = [r for r in started if isinstance(r, BaseException)] or [
-            WorkerDied() for worker in workers if not worker.available
-        ]
+        failed = [r for r in started if isinstance(r, BaseException)]
+        if not failed and not all(worker.available for worker in workers):
+            failed = [WorkerDied()]  # one died after its READY while the others still loaded
         if failed or self._closed:
             for worker in workers:
                 worker.kill()
@@ -121,7 +120,7 @@ class DetectorPool:
 
     async def _analyze_uncached(self, texts: list[str]) -> list[list[Span]]:
         loop = asyncio.get_running_loop()
-        with self._failing_closed(self._restart):
+        with self._failing_closed():
             idle = self._idle_workers()
             if not idle:
                 waiting = _Waiting(texts, loop.create_future())
@@ -173,16 +172,16 @@ class DetectorPool:
             raise DetectionTimeout(f"detection took longer than {self.timeout:g}s") from None
 
     @contextlib.contextmanager
-    def _failing_closed(self, restart: Callable[[str], None]) -> Iterator[None]:
+    def _failing_closed(self) -> Iterator[None]:
         """Every way detection can fail becomes a ``RedactionError``; a stuck or dead worker is replaced."""
         try:
             yield
         except TimeoutError:
             # the worker is still busy with this text and would delay every later request
-            restart("detection timed out")
+            self._restart("detection timed out")
             raise DetectionTimeout(f"detection took longer than {self.timeout:g}s") from None
         except WorkerDied:
-            restart("a detector worker died")
+            self._restart("a detector worker died")
             raise DetectorUnavailable("detector worker died; restarting") from None
         except WorkerFailed as exc:
             log.error("detection failed: %s", exc.args[0])
