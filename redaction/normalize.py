@@ -8,29 +8,49 @@ in the normalised view map back to the original text, which is what gets replace
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 
 LINE_SEPARATORS = frozenset("\u2028\u2029\u0085")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold(char: str) -> str:
+    """How the detector reads one non-ASCII character (texts repeat few distinct ones)."""
+    category = unicodedata.category(char)
+    if category == "Cf":
+        return ""  # zero-width space/joiners, soft hyphen, bidi controls
+    if category == "Zs" or char in LINE_SEPARATORS:
+        return " "
+    return unicodedata.normalize("NFKC", char)
 
 
 def normalised_view(text: str) -> tuple[str, list[int] | None]:
-    """(view, index) where ``index[i]`` is the original offset of ``view[i]``; None = identical."""
+    """(view, index) where ``index[i]`` is the original offset of ``view[i]``; None = identical.
+
+    Only non-ASCII characters are looked at one by one; the ASCII between them is copied.
+    """
     if text.isascii():
         return text, None
     out: list[str] = []
     index: list[int] = []
-    for position, char in enumerate(text):
-        category = unicodedata.category(char)
-        if category == "Cf":
-            continue  # zero-width space/joiners, soft hyphen, bidi controls
-        if category == "Zs" or char in LINE_SEPARATORS:
-            folded = " "
-        elif char.isascii():
-            folded = char
-        else:
-            folded = unicodedata.normalize("NFKC", char)
-        out.extend(folded)
+    cursor = 0
+    for match in _NON_ASCII.finditer(text):
+        position, char = match.start(), match.group(0)
+        folded = _fold(char)
+        if folded == char:
+            continue
+        out.append(text[cursor:position])
+        index.extend(range(cursor, position))
+        out.append(folded)
         index.extend([position] * len(folded))
+        cursor = position + 1
+    if not out:
+        return text, None
+    out.append(text[cursor:])
+    index.extend(range(cursor, len(text)))
     return "".join(out), index
 
 

@@ -20,9 +20,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
+from redaction.answer_view import DASHES, decoded_view, extend_to_encoding
 from redaction.errors import DetectorUnavailable, RedactionError
+from redaction.match_sites import MatchSites
 from redaction.response_ner import Detect, ner_findings, sentence_cut
 
 # Longest tail held back while it could still be (part of) a value, in characters of the answer.
@@ -67,13 +69,7 @@ STRUCTURED_TYPES = tuple(PATTERNS)
 # digit runs with fewer cannot hold one, so prose with "3 steps" or "version 2.4" costs nothing.
 _MIN_DIGITS = {"CREDIT_CARD": 13, "US_SSN": 9, "PHONE_NUMBER": 8, "IP_ADDRESS": 4}
 _DIGIT_TYPES = frozenset(_MIN_DIGITS)
-# digit runs with at most four other characters between them (more than any pattern allows
-# between two digits of one value): one value never spans two such groups
-_DIGIT_GROUP = re.compile(r"\d+(?:\D{1,4}\d+)*")
-_NOT_DIGIT = re.compile(r"\D+")
-# every IBAN match begins here (two such starts never overlap: letters, then digits)
-_IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
-
+_FEWEST_DIGITS = min(_MIN_DIGITS.values())
 # a whitespace-separated group that can be part of a number written in groups (cards, phones, IBANs)
 _NUMBER_GROUP = re.compile(r"[+(\[]*[\w()\-./]*\d[\w()\-./]*|[A-Z0-9]{1,6}")  # digits, or an IBAN's letters
 # characters after which a value may still continue (a word ending otherwise is finished)
@@ -113,57 +109,6 @@ def _valid(entity_type: str, text: str) -> bool:
     if entity_type == "IBAN_CODE":
         return _iban_valid(text)
     return True
-
-
-_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
-_UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
-_HTML_REF = re.compile(r"&#(x[0-9A-Fa-f]+|\d+);")
-_JSON_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "/": "/"}
-_DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d")
-
-
-class _Identity:
-    """The index of a view that is the text itself (most answers): ``index[i] == i``."""
-
-    def __getitem__(self, position: int) -> int:
-        return position
-
-
-def decoded_view(text: str) -> tuple[str, list[int] | _Identity]:
-    """(view, index): ``view[i]`` comes from ``text[index[i]:]``; encodings and disguises undone."""
-    if text.isascii() and "%" not in text and "\\" not in text and "&" not in text:
-        # what decoded_view can change is escapes, character references and non-ASCII characters:
-        # plain ASCII without "%", "\\" or "&" has nothing to undo (str tests, faster than a regex)
-        return text, _Identity()
-    out: list[str] = []
-    index: list[int] = []
-    position = 0
-    while position < len(text):
-        char = text[position]
-        consumed, decoded = 1, char
-        if char == "%" and (m := _PERCENT.match(text, position)):
-            consumed, decoded = 3, chr(int(m.group(1), 16))
-        elif char == "\\" and (m := _UNICODE_ESCAPE.match(text, position)):
-            consumed, decoded = 6, chr(int(m.group(1), 16))
-        elif char == "\\" and position + 1 < len(text) and text[position + 1] in _JSON_ESCAPES:
-            consumed, decoded = 2, _JSON_ESCAPES[text[position + 1]]  # "\n" in tool-argument JSON
-        elif char == "&" and (m := _HTML_REF.match(text, position)):
-            ref = m.group(1)
-            consumed, decoded = m.end() - position, chr(int(ref[1:], 16) if ref[0] == "x" else int(ref))
-        if not decoded.isascii():
-            if unicodedata.category(decoded) == "Cf":
-                decoded = ""
-            elif unicodedata.category(decoded) == "Zs":
-                decoded = " "
-            elif decoded in _DASHES:
-                decoded = "-"
-            else:
-                decoded = unicodedata.normalize("NFKC", decoded)
-        for piece in decoded:
-            out.append(piece)
-            index.append(position)
-        position += consumed
-    return "".join(out), index
 
 
 # Token details repeat the answer's text token by token, where neither placeholder restoration nor
@@ -234,86 +179,55 @@ def find_values(
     allowed_keys = {re.sub(r"\W", "", a).casefold() for a in allowed}
     findings: list[Finding] = []
     callers: list[Finding] = []  # the caller's own values, written out by the model: they pass
-    digit_groups: list[DigitGroup] | None = None
+    sites = MatchSites(view, fewest_digits=_FEWEST_DIGITS)
     for entity_type in policy.types:
         pattern = PATTERNS.get(entity_type)
         if pattern is None:
             continue
-        if entity_type in _DIGIT_TYPES:
-            digit_groups = _digit_groups(view) if digit_groups is None else digit_groups
-        for match in _matches(entity_type, pattern, view, digit_groups or []):
+        for match in _matches(entity_type, pattern, view, sites):
             value = match.group(0).strip()
             if not value or not _valid(entity_type, value):
                 continue
             start = index[match.start()]
-            end = _extend_to_encoding(text, index[match.end() - 1] + 1)
+            end = extend_to_encoding(text, index[match.end() - 1] + 1)
             own = re.sub(r"\W", "", value).casefold() in allowed_keys
             (callers if own else findings).append(Finding(start, end, entity_type))
     if with_ner and policy.ner_types and view.strip():
         if policy.detect is None:
             raise DetectorUnavailable("the response policy names detector types but has no detector")
         for start, end, entity_type in ner_findings(view, policy.ner_types, policy.detect, allowed):
-            findings.append(Finding(index[start], _extend_to_encoding(text, index[end - 1] + 1), entity_type))
+            findings.append(Finding(index[start], extend_to_encoding(text, index[end - 1] + 1), entity_type))
     # a phone number inside the caller's own card number is not a new value
     findings = [f for f in findings if not any(c.start <= f.start and f.end <= c.end for c in callers)]
     return _merge(findings)
 
 
-def _matches(
-    entity_type: str, pattern: re.Pattern[str], view: str, digit_groups: list[DigitGroup]
-) -> Iterator[re.Match[str]]:
+def _matches(entity_type: str, pattern: re.Pattern[str], view: str, sites: MatchSites) -> Iterator[re.Match[str]]:
     """``pattern.finditer(view)`` without trying every position of the text: the same matches,
     except digit matches too short to be valid (``_valid`` would drop them)."""
     if entity_type in _DIGIT_TYPES:
         least = _MIN_DIGITS[entity_type]
         return (
             match
-            for pos, endpos, digits in digit_groups
+            for pos, endpos, digits in sites.digit_groups()
             if digits >= least
             for match in pattern.finditer(view, pos, endpos)
         )
     if entity_type == "IBAN_CODE":
-        return _from_starts(pattern, view, _IBAN_START.finditer(view))
+        return _from_starts(pattern, view, sites.iban_starts())
     if entity_type == "EMAIL_ADDRESS" and "@" not in view:
         return iter(())
     return pattern.finditer(view)
 
 
-def _from_starts(pattern: re.Pattern[str], view: str, starts: Iterable[re.Match[str]]) -> Iterator[re.Match[str]]:
+def _from_starts(pattern: re.Pattern[str], view: str, starts: Iterable[int]) -> Iterator[re.Match[str]]:
     """Matches of ``pattern`` at candidate start positions, left to right, never overlapping
     (what finditer finds when every match must begin at a candidate)."""
     end = 0
     for start in starts:
-        if start.start() >= end and (match := pattern.match(view, start.start())):
+        if start >= end and (match := pattern.match(view, start)):
             end = match.end()
             yield match
-
-
-class DigitGroup(NamedTuple):
-    pos: int  # one character before the first digit ("+" or "(" of a phone number)
-    endpos: int  # two after the last: the patterns' lookaheads read them
-    digits: int
-
-
-def _digit_groups(view: str) -> list[DigitGroup]:
-    """Where a digit pattern can match: each group of digit runs, with its digit count."""
-    return [
-        DigitGroup(max(0, m.start() - 1), min(len(view), m.end() + 2), len(_NOT_DIGIT.sub("", m.group(0))))
-        for m in _DIGIT_GROUP.finditer(view)
-    ]
-
-
-def _extend_to_encoding(text: str, end: int) -> int:
-    """If the last decoded character came from an escape sequence, include all of it."""
-    for pattern in (_PERCENT, _UNICODE_ESCAPE, _HTML_REF):
-        for back in range(1, 10):
-            start = end - back
-            if start < 0:
-                break
-            m = pattern.match(text, start)
-            if m and m.start() < end <= m.end():
-                return m.end()
-    return end
 
 
 def _merge(findings: list[Finding]) -> list[Finding]:
@@ -387,7 +301,7 @@ def _strip_quotes(word: str) -> str:
 
 
 def _continues_a_value(char: str) -> bool:
-    if char in _DASHES or unicodedata.category(char) == "Cf":
+    if char in DASHES or unicodedata.category(char) == "Cf":
         return True
     folded = unicodedata.normalize("NFKC", char) if not char.isascii() else char
     return bool(folded) and bool(_CONTINUES_A_VALUE.match(folded[0]))
