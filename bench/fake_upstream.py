@@ -2,7 +2,9 @@
 
 The JSON answer is a paragraph of about 1 KB, the size of a typical short answer, so the proxy's
 work on the answer (restoring placeholders, checking for values the caller never sent) is
-measured too; a stream answers in four small events (time to first byte is what it measures).
+measured too; like most models' prose it has a curly apostrophe and a dash (non-ASCII text is
+read through the guard's decoded view, plain ASCII is not). A stream answers in four small
+events (time to first byte is what it measures).
 
 Usage: python bench/fake_upstream.py PORT
 """
@@ -16,9 +18,9 @@ from aiohttp import web
 
 PARAGRAPH = (
     "Here is a summary of the review. The migration of the build pipeline is planned in 3 steps: "
-    "first the runners move to the new cluster, then the caches, and last the release jobs. The legacy "
+    "first the runners move to the new cluster, then the caches \u2014 and last the release jobs. The legacy "
     "queue is retired once version 2.4 has shipped and no job has used it for 14 days. Capacity for the "
-    "next release is sized on last quarter's peak plus 30 percent, with room to add two more nodes. "
+    "next release is sized on last quarter\u2019s peak plus 30 percent, with room to add two more nodes. "
 )
 ANSWER = {
     "id": "chatcmpl-bench",
