@@ -16,6 +16,7 @@ round trip per checked piece plus a hold until the end of each sentence: see ``r
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -70,6 +71,7 @@ STRUCTURED_TYPES = tuple(PATTERNS)
 _MIN_DIGITS = {"CREDIT_CARD": 13, "US_SSN": 9, "PHONE_NUMBER": 8, "IP_ADDRESS": 4}
 _DIGIT_TYPES = frozenset(_MIN_DIGITS)
 _FEWEST_DIGITS = min(_MIN_DIGITS.values())
+_NOT_WORD = re.compile(r"\W")
 # a whitespace-separated group that can be part of a number written in groups (cards, phones, IBANs)
 _NUMBER_GROUP = re.compile(r"[+(\[]*[\w()\-./]*\d[\w()\-./]*|[A-Z0-9]{1,6}")  # digits, or an IBAN's letters
 # characters after which a value may still continue (a word ending otherwise is finished)
@@ -152,14 +154,21 @@ class ResponsePolicy:
     def active(self) -> bool:
         return bool(self.redact_types or self.block_types)
 
-    @property
+    # computed once per policy (a policy lives as long as its upstream's settings): the guard
+    # reads them for every stream event
+    @functools.cached_property
     def types(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.block_types, *self.redact_types)))
 
-    @property
+    @functools.cached_property
     def ner_types(self) -> tuple[str, ...]:
         """The types only the detector can find."""
         return tuple(t for t in self.types if t not in PATTERNS)
+
+    @functools.cached_property
+    def patterns(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
+        """(type, pattern) for the types found by pattern, in the order of ``types``."""
+        return tuple((t, PATTERNS[t]) for t in self.types if t in PATTERNS)
 
 
 @dataclass
@@ -176,30 +185,37 @@ def find_values(
     structured types only (no detector call)."""
     view, index = decoded_view(text)
     allowed = tuple(allowed)
-    allowed_keys = {re.sub(r"\W", "", a).casefold() for a in allowed}
+    allowed_keys: set[str] | None = None  # made on the first match (most texts have none)
     findings: list[Finding] = []
     callers: list[Finding] = []  # the caller's own values, written out by the model: they pass
     sites = MatchSites(view, fewest_digits=_FEWEST_DIGITS)
-    for entity_type in policy.types:
-        pattern = PATTERNS.get(entity_type)
-        if pattern is None:
-            continue
+    # every structured value has an "@" or digits (most pieces of a stream have neither)
+    could_hold_values = "@" in view or sites.digit_groups() or sites.iban_starts()
+    for entity_type, pattern in policy.patterns if could_hold_values else ():
         for match in _matches(entity_type, pattern, view, sites):
             value = match.group(0).strip()
             if not value or not _valid(entity_type, value):
                 continue
             start = index[match.start()]
             end = extend_to_encoding(text, index[match.end() - 1] + 1)
-            own = re.sub(r"\W", "", value).casefold() in allowed_keys
-            (callers if own else findings).append(Finding(start, end, entity_type))
+            if allowed_keys is None:
+                allowed_keys = {_comparable(a) for a in allowed}
+            (callers if _comparable(value) in allowed_keys else findings).append(Finding(start, end, entity_type))
     if with_ner and policy.ner_types and view.strip():
         if policy.detect is None:
             raise DetectorUnavailable("the response policy names detector types but has no detector")
         for start, end, entity_type in ner_findings(view, policy.ner_types, policy.detect, allowed):
             findings.append(Finding(index[start], extend_to_encoding(text, index[end - 1] + 1), entity_type))
+    if not findings:
+        return findings
     # a phone number inside the caller's own card number is not a new value
     findings = [f for f in findings if not any(c.start <= f.start and f.end <= c.end for c in callers)]
     return _merge(findings)
+
+
+def _comparable(value: str) -> str:
+    """A value as compared with the caller's: without punctuation or spaces, case-folded."""
+    return _NOT_WORD.sub("", value).casefold()
 
 
 def _matches(entity_type: str, pattern: re.Pattern[str], view: str, sites: MatchSites) -> Iterator[re.Match[str]]:
