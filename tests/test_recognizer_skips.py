@@ -13,7 +13,8 @@ from redaction.recognizers import URL_NEEDS, url_recognizer_that_skips
 PIECES = [
     "see ", "example.com", "https://www.example.org/path?q=1", "e.g. ", "end. Next", "a.b", "x.COM", "www.",
     "jane.roe@example.net", "'http://site.io'", "\"docs.python.org\"", "v2.4", "3.14", ".", " ", "ſ", "\u212a",
-    "file.py", "Mr.Smith", "config.yaml", "shop.zw", "X.ZA", "https://a.com/x\x1cy", "site.com/p\u2003q", "\t", "\n", "..", "-", "/", "(", ")",
+    "file.py", "Mr.Smith", "config.yaml", "shop.zw", "X.ZA", "https://a.com/x\x1cy", "site.com/p\u2003q", "\t",
+    "\n", "..", "-", "/", "(", ")",
 ]  # fmt: skip
 
 
