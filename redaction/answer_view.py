@@ -31,6 +31,9 @@ class Identity:
     def __getitem__(self, position: int) -> int:
         return position
 
+    def __iter__(self) -> None:
+        raise TypeError("an identity index has no length to iterate over")
+
 
 @functools.lru_cache(maxsize=4096)
 def fold(char: str) -> str:
@@ -45,18 +48,32 @@ def fold(char: str) -> str:
     return unicodedata.normalize("NFKC", char)
 
 
-def _decoded(piece: str) -> str:
-    """What one ``_DECODABLE`` match reads as (itself if an HTML reference names no character)."""
+def reference_code(ref: str) -> int:
+    """The code point an HTML character reference's number names (``x41`` or ``65``, digits of
+    any script), capped just above Unicode's range: any number of digits, no int() size limit."""
+    if ref[0] == "x":
+        return min(int(ref[1:], 16), _BEYOND_UNICODE)
+    code = 0
+    for digit in ref:
+        code = min(code * 10 + unicodedata.decimal(digit), _BEYOND_UNICODE)
+    return code
+
+
+_BEYOND_UNICODE = 0x110000
+
+
+def _decoded(piece: str) -> str | None:
+    """What one ``_DECODABLE`` match reads as; None for an HTML reference that names no character
+    (its "&" is then read as written, and what follows it character by character)."""
     lead = piece[0]
     if lead == "%":
         decoded = chr(int(piece[1:], 16))
     elif lead == "\\":
         decoded = chr(int(piece[2:], 16)) if piece[1] == "u" else _JSON_ESCAPES[piece[1]]
     elif lead == "&":
-        ref = piece[2:-1]
-        code = int(ref[1:], 16) if ref[0] == "x" else int(ref)
-        if code > 0x10FFFF:
-            return piece  # not a character: read as written
+        code = reference_code(piece[2:-1])
+        if code >= _BEYOND_UNICODE:
+            return None
         decoded = chr(code)
     else:
         decoded = lead
@@ -69,20 +86,22 @@ def decoded_view(text: str) -> tuple[str, list[int] | Identity]:
         return text, Identity()  # nothing to undo (str tests, faster than the regex)
     out: list[str] = []
     index: list[int] = []
-    cursor = 0
-    changed = False
-    for match in _DECODABLE.finditer(text):
+    cursor = position = 0
+    while match := _DECODABLE.search(text, position):
         start, piece = match.start(), match.group(0)
         decoded = _decoded(piece)
+        if decoded is None:  # "&#99999999;": the "&" as written, the rest read on
+            position = start + 1
+            continue
+        position = match.end()
         if decoded == piece:
             continue  # read as written: stays part of the plain run
-        changed = True
         out.append(text[cursor:start])
         index.extend(range(cursor, start))
         out.append(decoded)
         index.extend([start] * len(decoded))
-        cursor = match.end()
-    if not changed:
+        cursor = position
+    if not out:
         return text, Identity()
     out.append(text[cursor:])
     index.extend(range(cursor, len(text)))

@@ -17,7 +17,8 @@ PIECES = [
     "4111 1111 1111 1111", "jane.roe@example.com", "plain words ", "%40", "%4", "%zz", "\\u0040", "\\u00e9",
     "\\u12", "\\n", "\\/", "\\x", "\\", "&#64;", "&#x40;", "&#xZ;", "&#99999999;", "&#x110000;", "&#٣;", "&amp;",
     "&", "%", "é", "’", "“quoted”", "\u00a0", "\u200b", "\u2028", "\u0085", "\u2014", "\u2212", "ｆｕｌｌ１２",
-    "①", "ﬁ", "٣٤٥", "日本語", "🙂", "\ufeff", "e\u0301", " ", "-",
+    "①", "ﬁ", "٣٤٥", "日本語", "🙂", "\ufeff", "e\u0301", " ", "-", "&#２１２５５５０１００;", "&#１２;", "&#x1F642;",
+    "&#" + "0" * 5000 + "64;", "&#" + "7" * 5000 + ";",
 ]  # fmt: skip
 
 
@@ -40,7 +41,12 @@ def reference_decoded_view(text: str) -> tuple[str, list[int]]:
             consumed, decoded = 2, escapes[text[position + 1]]
         elif char == "&" and (m := re.compile(r"&#(x[0-9A-Fa-f]+|\d+);").match(text, position)):
             ref = m.group(1)
-            code = int(ref[1:], 16) if ref[0] == "x" else int(ref)
+            if ref[0] == "x":
+                code = int(ref[1:], 16)
+            else:  # digits of any script, as many as written (int() refuses more than 4300)
+                code = 0
+                for digit in ref:
+                    code = min(code * 10 + unicodedata.decimal(digit), 0x110000)
             if code <= 0x10FFFF:
                 consumed, decoded = m.end() - position, chr(code)
         if not decoded.isascii():
@@ -105,3 +111,16 @@ def test_a_character_reference_beyond_unicode_is_read_as_written():
     assert redact_values("see &#99999999; and &#x110000; then mail jane.roe@example.com", POLICY) == (
         "see &#99999999; and &#x110000; then mail <EMAIL_ADDRESS_REDACTED>"
     )
+
+
+def test_what_follows_a_reference_to_no_character_is_still_decoded():
+    """Full-width digits inside a reference too large to name a character are folded like any
+    others: the phone number they spell is found (a reading that skipped them let it through)."""
+    assert redact_values("call &#２１２５５５０１００; now", POLICY) == "call &#<PHONE_NUMBER_REDACTED>; now"
+
+
+def test_a_reference_with_thousands_of_digits_is_decoded_without_error():
+    """int() refuses more than 4300 digits; browsers read ``&#000...64;`` as "@"."""
+    assert redact_values("mail jane.roe&#" + "0" * 5000 + "64;example.com", POLICY) == ("mail <EMAIL_ADDRESS_REDACTED>")
+    long_number = "&#" + "9" * 5000 + ";"
+    assert redact_values(f"see {long_number}", POLICY) == f"see {long_number}"
