@@ -16,6 +16,8 @@ import functools
 import re
 import unicodedata
 
+from redaction.normalize import rewritten
+
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
 _HTML_REF = re.compile(r"&#(x[0-9A-Fa-f]+|\d+);")
@@ -36,7 +38,7 @@ class Identity:
 
 
 @functools.lru_cache(maxsize=4096)
-def fold(char: str) -> str:
+def _fold(char: str) -> str:
     """How the view reads one decoded non-ASCII character (answers repeat few distinct ones)."""
     category = unicodedata.category(char)
     if category == "Cf":
@@ -48,7 +50,10 @@ def fold(char: str) -> str:
     return unicodedata.normalize("NFKC", char)
 
 
-def reference_code(ref: str) -> int:
+_BEYOND_UNICODE = 0x110000
+
+
+def _reference_code(ref: str) -> int:
     """The code point an HTML character reference's number names (``x41`` or ``65``, digits of
     any script), capped just above Unicode's range: any number of digits, no int() size limit."""
     if ref[0] == "x":
@@ -57,9 +62,6 @@ def reference_code(ref: str) -> int:
     for digit in ref:
         code = min(code * 10 + unicodedata.decimal(digit), _BEYOND_UNICODE)
     return code
-
-
-_BEYOND_UNICODE = 0x110000
 
 
 def _decoded(piece: str) -> str | None:
@@ -71,41 +73,22 @@ def _decoded(piece: str) -> str | None:
     elif lead == "\\":
         decoded = chr(int(piece[2:], 16)) if piece[1] == "u" else _JSON_ESCAPES[piece[1]]
     elif lead == "&":
-        code = reference_code(piece[2:-1])
+        code = _reference_code(piece[2:-1])
         if code >= _BEYOND_UNICODE:
             return None
         decoded = chr(code)
     else:
         decoded = lead
-    return decoded if decoded.isascii() else fold(decoded)
+    return decoded if decoded.isascii() else _fold(decoded)
 
 
 def decoded_view(text: str) -> tuple[str, list[int] | Identity]:
     """(view, index): ``view[i]`` comes from ``text[index[i]:]``; encodings and disguises undone."""
     if text.isascii() and "%" not in text and "\\" not in text and "&" not in text:
         return text, Identity()  # nothing to undo (str tests, faster than the regex)
-    out: list[str] = []
-    index: list[int] = []
-    cursor = position = 0
-    while match := _DECODABLE.search(text, position):
-        start, piece = match.start(), match.group(0)
-        decoded = _decoded(piece)
-        if decoded is None:  # "&#99999999;": the "&" as written, the rest read on
-            position = start + 1
-            continue
-        position = match.end()
-        if decoded == piece:
-            continue  # read as written: stays part of the plain run
-        out.append(text[cursor:start])
-        index.extend(range(cursor, start))
-        out.append(decoded)
-        index.extend([start] * len(decoded))
-        cursor = position
-    if not out:
-        return text, Identity()
-    out.append(text[cursor:])
-    index.extend(range(cursor, len(text)))
-    return "".join(out), index
+    # an HTML reference that names no character ("&#99999999;") decodes to None: its "&" is read
+    # as written and what follows it character by character
+    return rewritten(text, _DECODABLE, _decoded) or (text, Identity())
 
 
 def extend_to_encoding(text: str, end: int) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Callable
 
 LINE_SEPARATORS = frozenset("\u2028\u2029\u0085")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -27,6 +28,37 @@ def _fold(char: str) -> str:
     return unicodedata.normalize("NFKC", char)
 
 
+def rewritten(
+    text: str, pattern: re.Pattern[str], replace: Callable[[str], str | None]
+) -> tuple[str, list[int]] | None:
+    """``text`` with each match of ``pattern`` read as ``replace(match)``, and for each character
+    of the result the offset it came from; None when nothing changed. Only the matches are
+    visited one by one; the text between them is copied. ``replace`` returning None means "not
+    a match after all": its first character stays and the search resumes after it."""
+    out: list[str] = []
+    index: list[int] = []
+    cursor = position = 0
+    while match := pattern.search(text, position):
+        start, piece = match.start(), match.group(0)
+        replacement = replace(piece)
+        if replacement is None:
+            position = start + 1
+            continue
+        position = match.end()
+        if replacement == piece:
+            continue  # read as written: stays part of the plain run
+        out.append(text[cursor:start])
+        index.extend(range(cursor, start))
+        out.append(replacement)
+        index.extend([start] * len(replacement))
+        cursor = position
+    if not out:
+        return None
+    out.append(text[cursor:])
+    index.extend(range(cursor, len(text)))
+    return "".join(out), index
+
+
 def normalised_view(text: str) -> tuple[str, list[int] | None]:
     """(view, index) where ``index[i]`` is the original offset of ``view[i]``; None = identical.
 
@@ -34,24 +66,7 @@ def normalised_view(text: str) -> tuple[str, list[int] | None]:
     """
     if text.isascii():
         return text, None
-    out: list[str] = []
-    index: list[int] = []
-    cursor = 0
-    for match in _NON_ASCII.finditer(text):
-        position, char = match.start(), match.group(0)
-        folded = _fold(char)
-        if folded == char:
-            continue
-        out.append(text[cursor:position])
-        index.extend(range(cursor, position))
-        out.append(folded)
-        index.extend([position] * len(folded))
-        cursor = position + 1
-    if not out:
-        return text, None
-    out.append(text[cursor:])
-    index.extend(range(cursor, len(text)))
-    return "".join(out), index
+    return rewritten(text, _NON_ASCII, _fold) or (text, None)
 
 
 def to_original(index: list[int] | None, start: int, end: int) -> tuple[int, int]:
