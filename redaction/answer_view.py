@@ -23,8 +23,13 @@ _UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
 _HTML_REF = re.compile(r"&#(x[0-9A-Fa-f]+|\d+);")
 _JSON_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "/": "/"}
 DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d")
-# everything the view may read differently from the text, tried in this order at each position
-_DECODABLE = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\[ntr\"\\/]|&#(?:x[0-9A-Fa-f]+|\d+);|[^\x00-\x7f]")
+# everything the view may read differently from the text. It begins with a character class so
+# that re skips to the next candidate character at C speed (an alternation of escapes is tried at
+# every position: ~3x slower on a 1 KB answer); the lookbehinds then tell which escape it starts.
+_DECODABLE = re.compile(
+    r"[%\\&\x80-\U0010ffff]"
+    r"(?:(?<=%)[0-9A-Fa-f]{2}|(?<=\\)(?:u[0-9A-Fa-f]{4}|[ntr\"\\/])|(?<=&)#(?:x[0-9A-Fa-f]+|\d+);|(?<=[^\x00-\x7f]))"
+)
 
 
 class Identity:
@@ -88,7 +93,8 @@ def decoded_view(text: str) -> tuple[str, list[int] | Identity]:
         return text, Identity()  # nothing to undo (str tests, faster than the regex)
     # an HTML reference that names no character ("&#99999999;") decodes to None: its "&" is read
     # as written and what follows it character by character
-    return rewritten(text, _DECODABLE, _decoded) or (text, Identity())
+    view, index = rewritten(text, _DECODABLE, _decoded) or (text, None)
+    return view, Identity() if index is None else index
 
 
 def extend_to_encoding(text: str, end: int) -> int:

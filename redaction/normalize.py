@@ -30,13 +30,14 @@ def _fold(char: str) -> str:
 
 def rewritten(
     text: str, pattern: re.Pattern[str], replace: Callable[[str], str | None]
-) -> tuple[str, list[int]] | None:
+) -> tuple[str, list[int] | None] | None:
     """``text`` with each match of ``pattern`` read as ``replace(match)``, and for each character
-    of the result the offset it came from; None when nothing changed. Only the matches are
-    visited one by one; the text between them is copied. ``replace`` returning None means "not
-    a match after all": its first character stays and the search resumes after it."""
+    of the result the offset it came from (None when that is its own offset: every change read one
+    character as one, like a curly quote); None when nothing changed. Only the matches are visited
+    one by one; the text between them is copied. ``replace`` returning None means "not a match
+    after all": its first character stays and the search resumes after it."""
     out: list[str] = []
-    index: list[int] = []
+    changes: list[tuple[int, int, int]] = []  # (start, end, length of the replacement)
     cursor = position = 0
     while match := pattern.search(text, position):
         start, piece = match.start(), match.group(0)
@@ -47,20 +48,31 @@ def rewritten(
         position = match.end()
         if replacement == piece:
             continue  # read as written: stays part of the plain run
-        out.append(text[cursor:start])
-        index.extend(range(cursor, start))
-        out.append(replacement)
-        index.extend([start] * len(replacement))
+        out += (text[cursor:start], replacement)
+        changes.append((start, position, len(replacement)))
         cursor = position
     if not out:
         return None
     out.append(text[cursor:])
-    index.extend(range(cursor, len(text)))
-    return "".join(out), index
+    if all(end - start == 1 == size for start, end, size in changes):
+        return "".join(out), None
+    return "".join(out), _offsets(len(text), changes)
+
+
+def _offsets(length: int, changes: list[tuple[int, int, int]]) -> list[int]:
+    """For each character of a rewritten text, the offset in the original it came from."""
+    index: list[int] = []
+    cursor = 0
+    for start, end, size in changes:
+        index.extend(range(cursor, start))
+        index.extend([start] * size)
+        cursor = end
+    index.extend(range(cursor, length))
+    return index
 
 
 def normalised_view(text: str) -> tuple[str, list[int] | None]:
-    """(view, index) where ``index[i]`` is the original offset of ``view[i]``; None = identical.
+    """(view, index) where ``index[i]`` is the original offset of ``view[i]``; None = the same offsets.
 
     Only non-ASCII characters are looked at one by one; the ASCII between them is copied.
     """

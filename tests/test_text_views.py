@@ -124,3 +124,13 @@ def test_a_reference_with_thousands_of_digits_is_decoded_without_error():
     assert redact_values("mail jane.roe&#" + "0" * 5000 + "64;example.com", POLICY) == ("mail <EMAIL_ADDRESS_REDACTED>")
     long_number = "&#" + "9" * 5000 + ";"
     assert redact_values(f"see {long_number}", POLICY) == f"see {long_number}"
+
+
+def test_one_for_one_readings_keep_every_offset():
+    """Curly quotes and dashes are read one character for one: the view keeps the text's offsets
+    (no index is built), and a value found after them is redacted exactly where it is written."""
+    text = "It’s done — call 212\u2011555\u20110100 today, “please”."
+    view, index = decoded_view(text)
+    assert view == "It’s done - call 212-555-0100 today, “please”."
+    assert offsets(view, index) == list(range(len(text)))
+    assert redact_values(text, POLICY) == "It’s done — call <PHONE_NUMBER_REDACTED> today, “please”."
