@@ -120,17 +120,22 @@ TOKEN_DETAIL_KEYS = frozenset({"logprobs", "top_logprobs"})
 
 def drop_token_details(node: Any, policy: ResponsePolicy | None) -> None:
     """Empty every ``logprobs``/``top_logprobs`` list or object under ``node``, in place."""
-    if policy is None or not policy.active:
-        return
+    if policy is not None and policy.active:
+        _drop_token_details(node)
+
+
+def _drop_token_details(node: Any) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in TOKEN_DETAIL_KEYS and isinstance(value, list | dict):
+            if not isinstance(value, dict | list):
+                continue  # most values are strings and numbers: nothing under them
+            if key in TOKEN_DETAIL_KEYS:
                 node[key] = [] if isinstance(value, list) else None
             else:
-                drop_token_details(value, policy)
+                _drop_token_details(value)
     elif isinstance(node, list):
         for item in node:
-            drop_token_details(item, policy)
+            _drop_token_details(item)
 
 
 class AnswerBlocked(RedactionError):

@@ -1,4 +1,5 @@
-"""The async engine: SQLite (WAL) by default, PostgreSQL for several replicas."""
+"""The engines: async SQLite (WAL) by default, PostgreSQL for several replicas; a synchronous SQLite
+engine for the log process."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from storage.models import HeartbeatRow
@@ -30,6 +31,28 @@ def make_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def make_sync_writer_engine(url: str) -> Engine | None:
+    """For a SQLite log: an engine on the synchronous driver, for a process that only writes the
+    log (``storage.writer_process``); None for other databases. Its transactions begin with
+    ``BEGIN IMMEDIATE``: the chain's head is read under the write lock, as ``FOR UPDATE`` does on
+    PostgreSQL (Python's sqlite3 would begin only at the first write, after that read)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    engine = create_engine(parsed.set(drivername="sqlite"))
+
+    @event.listens_for(engine, "connect")
+    def connect(dbapi_connection: Any, record: Any) -> None:
+        _sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None  # the driver's own BEGIN off: the one below instead
+
+    @event.listens_for(engine, "begin")
+    def begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
     return engine
 
 

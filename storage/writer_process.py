@@ -28,7 +28,7 @@ from multiprocessing.process import BaseProcess
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from storage.crypto import Keyring
-from storage.database import make_engine
+from storage.database import make_engine, make_sync_writer_engine
 from storage.envelope import AuditorPublicKey, KeyAccess
 from storage.records import ExchangeRecord
 from storage.writer import ChainAppender, RemoteAppendError
@@ -69,8 +69,9 @@ def _child_main(spec: AppenderSpec, channel: socket.socket) -> None:
 async def _serve_parent(spec: AppenderSpec, channel: socket.socket) -> None:
     auditor = AuditorPublicKey.from_text(spec.auditor_public_key) if spec.auditor_public_key else None
     engine = make_engine(spec.database_url)
+    sync_engine = make_sync_writer_engine(spec.database_url)  # this process only writes: it may block
     appender = ChainAppender(async_sessionmaker(engine, expire_on_commit=False), KeyAccess(spec.keyring, auditor),
-                             spec.writer_id)  # fmt: skip
+                             spec.writer_id, sync_engine)  # fmt: skip
     reader, writer = await asyncio.open_unix_connection(sock=channel)
     writer.write(_frame(READY))
     try:
@@ -86,6 +87,8 @@ async def _serve_parent(spec: AppenderSpec, channel: socket.socket) -> None:
         pass  # the parent is gone
     finally:
         await engine.dispose()
+        if sync_engine is not None:
+            sync_engine.dispose()
         writer.close()
 
 

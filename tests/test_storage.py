@@ -2,6 +2,7 @@ import asyncio
 import base64
 import logging
 import os
+import sqlite3
 import stat
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from storage import (
     unseal,
 )
 from storage.crypto import KeyError_, associated_data, decode_key, key_id_for
+from storage.database import make_sync_writer_engine
 from storage.envelope import KeyAccess
 from storage.models import ENCRYPTED_COLUMNS
 from storage.verify import verify_log
@@ -350,6 +352,47 @@ async def test_a_killed_log_process_is_replaced_and_loses_nothing(engine: AsyncE
     assert [row.id for row in await read_rows(engine)] == [first.id, second.id]
     report = await verify_log(async_sessionmaker(engine), KeyAccess(keyring))
     assert report.ok, report.problems
+
+
+async def test_records_of_both_drivers_continue_one_chain(engine: AsyncEngine, keyring: Keyring):
+    """The log process writes SQLite through the synchronous driver, a proxy without it through
+    aiosqlite: batches of either continue the same chain, and the whole log verifies."""
+    url = engine.url.render_as_string(hide_password=False)
+    sync_engine = make_sync_writer_engine(url)
+    if engine.dialect.name != "sqlite":
+        assert sync_engine is None  # PostgreSQL: the log process uses asyncpg like the proxy
+        return
+    assert sync_engine is not None
+    through_async = ChainAppender(async_sessionmaker(engine), keyring, "proxy")
+    through_sync = ChainAppender(async_sessionmaker(engine), keyring, "proxy", sync_engine)
+    records = [make_record(f"{n:032x}") for n in range(6)]
+    try:
+        await through_sync.append(records[:2])
+        await through_async.append(records[2:3])
+        await through_sync.append(records[3:])
+    finally:
+        sync_engine.dispose()
+    rows = await read_rows(engine)
+    assert [(row.id, row.seq) for row in rows] == [(r.id, n) for n, r in enumerate(records, start=1)]
+    report = await verify_log(async_sessionmaker(engine), KeyAccess(keyring))
+    assert report.ok, report.problems
+
+
+def test_the_log_process_reads_the_chain_head_under_the_write_lock(tmp_path: Path):
+    """Python's sqlite3 begins a transaction only at the first write, so the head the chain
+    continues from was read outside of it; the writer's engine begins IMMEDIATE instead."""
+    engine = make_sync_writer_engine(f"sqlite+aiosqlite:///{tmp_path}/log.db")
+    assert engine is not None
+    other = sqlite3.connect(tmp_path / "log.db", timeout=0)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("SELECT 1")
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("CREATE TABLE elsewhere (a)")
+        other.execute("CREATE TABLE elsewhere (a)")  # free again after the commit
+    finally:
+        other.close()
+        engine.dispose()
 
 
 class BatchRecorder:
