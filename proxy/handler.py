@@ -6,7 +6,6 @@ identify -> read -> parse + check shape -> redact -> forward -> restore (whole o
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -34,7 +33,7 @@ from proxy.request_body import parse_json_object, read_body
 from proxy.state import STATE, ProxyState
 from proxy.stream_relay import off_loop_if, relay_stream
 from proxy.upstream import client_response_headers, read_all, upstream_request_headers
-from redaction import AnswerBlocked, PlaceholderMap, RedactionError, json_bytes, restore_text
+from redaction import AnswerBlocked, PlaceholderMap, RedactionError, json_bytes, jsonio, restore_text
 
 log = logging.getLogger("privacy_proxy.exchange")
 MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
@@ -152,7 +151,7 @@ def _response_headers(upstream: aiohttp.ClientResponse, exchange: Exchange) -> C
 def _restore_whole(payload: bytes, mapping: PlaceholderMap, endpoint: Endpoint, request_view: dict) -> bytes:
     """A JSON answer (or an upstream error): restore placeholders in every text field."""
     try:
-        answer = json.loads(payload)
+        answer = jsonio.loads(payload)
     except ValueError:
         return restore_text(payload.decode("utf-8", "replace"), mapping).encode()
     return json_bytes(endpoint.api.restore_body(answer, mapping, request_view))

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.errors import ContentNotInspectable, InvalidJSON, InvalidRequest, PayloadTooLarge
+from redaction import jsonio
 
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 MESSAGES_ROLES = frozenset({"user", "assistant"})
@@ -31,14 +32,16 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = jsonio.loads(raw)
     except RecursionError:
         raise InvalidJSON("request body is nested too deeply") from None
     except UnicodeDecodeError:
         raise InvalidJSON("request body is not valid UTF-8") from None
-    except ValueError as exc:
+    except jsonio.NotFiniteNumber:
+        raise InvalidJSON("request body is not valid JSON (NaN, Infinity or a number out of range)") from None
+    except json.JSONDecodeError as exc:
         # position only: the parser's message could quote the body
-        raise InvalidJSON(f"request body is not valid JSON (line {exc.lineno}, column {exc.colno})") from None  # type: ignore[attr-defined]
+        raise InvalidJSON(f"request body is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     return body

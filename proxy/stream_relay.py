@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from proxy.errors import (
 )
 from proxy.exchange import Exchange
 from proxy.sse import SSEDecoder, SSEEvent, encode_event
-from redaction import AnswerBlocked, EventRestorer, PlaceholderMap, RedactionError, json_bytes, restore_text
+from redaction import AnswerBlocked, EventRestorer, PlaceholderMap, RedactionError, json_bytes, jsonio, restore_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,7 +80,7 @@ class EventRelay:
             await self.finish(upstream_done=True)
             return
         try:
-            data = json.loads(event.data)
+            data = jsonio.loads(event.data)
         except ValueError:
             restored_text = await off_loop_if(self.blocking, restore_text, event.data, self.mapping)
             await self._write(encode_event(restored_text, event.event))

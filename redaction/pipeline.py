@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redaction.errors import DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
+from redaction.jsonio import dumps as json_bytes
 from redaction.placeholders import PlaceholderMap, PlaceholderStore, placeholders_in
 from redaction.pseudonymize import Pseudonymizer, TermLists, leftover_values
 from redaction.spans import Span
 from redaction.walker import WalkRules, collect_text_fields
-
-
-def json_bytes(value: Any) -> bytes:
-    """UTF-8 JSON. A lone surrogate (legal in a JSON escape, not in UTF-8) falls back to escapes."""
-    try:
-        return json.dumps(value, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return json.dumps(value).encode()
 
 
 class SpanDetector(Protocol):

@@ -1,0 +1,64 @@
+"""JSON in and out of the proxy: request and answer bodies, stream events.
+
+orjson reads and writes them ~5-15x faster than the json module (a 2 KB request and its answer:
+~55 -> ~10 us; a stream pays it per event). It is used only where it gives exactly what the json
+module gives; the json module handles the rest:
+
+- reading: integers of 19 digits or more (orjson turns those beyond 64 bits into floats), and
+  anything orjson refuses (lone surrogate escapes, a UTF-8 BOM, UTF-16 bodies) is read by json,
+  which also words the error;
+- NaN, Infinity and numbers too large for a float are not JSON (RFC 8259): refused either way,
+  so no value that orjson would write as ``null`` ever gets in;
+- writing: text with a lone surrogate (legal in a JSON escape, not in UTF-8) or an integer beyond
+  64 bits is written by json. Strings are escaped identically by both (every code point checked).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import orjson
+
+_DIGIT_MASK = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
+_LONG_NUMBER = b"1" * 19  # 19 digits in a row: perhaps an integer beyond 64 bits
+
+
+class NotFiniteNumber(ValueError):
+    """NaN, Infinity or a number beyond a float's range: accepted by Python's json, not JSON."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise NotFiniteNumber(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise NotFiniteNumber("a number beyond the range of a float")
+    return value
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse a JSON document; ``ValueError`` (a ``json.JSONDecodeError`` with its position, or
+    ``NotFiniteNumber``) when it is not one, ``RecursionError`` when nested too deeply."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if raw.translate(_DIGIT_MASK).find(_LONG_NUMBER) == -1:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # json decides, and says where
+    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def dumps(value: Any) -> bytes:
+    """UTF-8 JSON, compact."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an integer beyond 64 bits
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate: written as an escape
+        return json.dumps(value, separators=(",", ":")).encode()
