@@ -24,11 +24,16 @@ _METADATA_FIELDS = (
 )  # fmt: skip
 
 
+# what json.dumps(fields, sort_keys=True, separators=(",", ":")) writes, without building an encoder
+# per call (these digests are in every stored chain: the bytes must never change)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def metadata_digest(row: ExchangeRow) -> bytes:
     fields: dict[str, Any] = {name: getattr(row, name) for name in _METADATA_FIELDS}
     fields["created_at"] = row.created_at.isoformat(timespec="microseconds")
     fields["entity_counts"] = dict(sorted((row.entity_counts or {}).items()))
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    canonical = _CANONICAL.encode(fields)
     return hashlib.sha256(canonical.encode()).digest()
 
 
@@ -44,14 +49,14 @@ def payload_digest(row: ExchangeRow) -> bytes:
 def link(chain_key: bytes, previous: bytes, row: ExchangeRow) -> bytes:
     """The row's chain hash, given its predecessor's (``GENESIS`` for a writer's first row)."""
     message = previous + metadata_digest(row) + row.payload_digest
-    return hmac.new(chain_key, message, hashlib.sha256).digest()
+    return hmac.digest(chain_key, message, "sha256")
 
 
 def head_mac(chain_key: bytes, chain: ChainRow) -> bytes:
     """Authenticates a ``chains`` row: without the key, its head and base cannot be moved to hide
     deleted records at either end of the chain."""
     numbers = f"{chain.writer_id}\x00{chain.base_seq}\x00{chain.head_seq}\x00".encode()
-    return hmac.new(chain_key, numbers + chain.base_hash + chain.head_hash, hashlib.sha256).digest()
+    return hmac.digest(chain_key, numbers + chain.base_hash + chain.head_hash, "sha256")
 
 
 def payloads_present(row: ExchangeRow) -> bool:

@@ -58,13 +58,22 @@ class ExchangeRecord:
         return sum(sizes) + 64 * len(self.mapping or ())
 
     def payloads(self) -> dict[str, bytes | None]:
-        mapping = None if self.mapping is None else json.dumps(self.mapping, ensure_ascii=False).encode()
+        mapping = None if self.mapping is None else _mapping_json(self.mapping)
         return {
             "original_request": self.original_request,
             "sanitized_request": self.sanitized_request,
             "response": self.response,
             "mapping": mapping,
         }
+
+
+def _mapping_json(mapping: dict[str, Any]) -> bytes:
+    """UTF-8 JSON; a value holding a lone surrogate (legal in a request's JSON escape, not in
+    UTF-8) is written as an escape instead of failing the whole record."""
+    try:
+        return json.dumps(mapping, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(mapping).encode()
 
 
 def _aad(record_id: str, column: str) -> bytes:

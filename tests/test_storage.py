@@ -7,6 +7,7 @@ import stat
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, text
@@ -25,6 +26,8 @@ from storage import (
     seal,
     unseal,
 )
+from storage.blind_index import subject_digest
+from storage.chain import GENESIS, head_mac, link
 from storage.crypto import KeyError_, associated_data, decode_key, key_id_for
 from storage.database import make_sync_writer_engine
 from storage.envelope import KeyAccess
@@ -213,6 +216,33 @@ def test_seal_unseal_round_trip_with_empty_payloads():
     row = seal(record, keyring)
     assert row.original_request is None and row.response is None and row.mapping is None
     assert unseal(row, keyring) == record
+
+
+def test_a_value_with_a_lone_surrogate_is_sealed_and_read_back():
+    """A request's JSON may escape a lone surrogate; UTF-8 cannot hold one, and the record (so the
+    whole batch) failed to seal."""
+    keyring = Keyring.with_key(os.urandom(32))
+    record = replace(make_record(), mapping={"<PERSON_1>": {"value": "Jane\ud800Roe", "type": "PERSON"}})
+    assert unseal(seal(record, keyring), keyring) == record
+
+
+def test_chain_digests_of_stored_logs_never_change():
+    """Every stored chain holds these digests: a change of serialisation or HMAC call that alters
+    one byte would make every existing log fail verification (values from the released format)."""
+    row = SimpleNamespace(
+        id="0" * 31 + "1", kind="exchange", client_id="team-a", endpoint="/v1/chat/completions",
+        model="gpt-4o-mini", stream=True, status=200, outcome="ok", latency_total_ms=123.5,
+        latency_detection_ms=12.25, latency_upstream_ms=None, training_consent=True, target=None,
+        writer_id="proxy", seq=7, created_at=datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        entity_counts={"PERSON": 2, "EMAIL_ADDRESS": 1}, payload_digest=bytes(range(32)),
+    )  # fmt: skip
+    key = bytes(range(100, 132))
+    assert link(key, GENESIS, row).hex() == "5f10e283171a88e3299f6ab760c6b6f2a3b47f3cacef9c137feb9570ec57c812"
+    chain = SimpleNamespace(writer_id="proxy", base_seq=3, head_seq=7, base_hash=GENESIS, head_hash=bytes(range(32)))
+    assert head_mac(key, chain).hex() == "30c35880a675d9599f3015781886c4b76f5ed7c1fba9e4fb313d9750eeea3cc8"
+    assert subject_digest(key, "  Jane\u00a0ROE ").hex() == (
+        "89e19ed05fcd0abddb5fe5e84a00d44844385eb2ead5df7e6e67a1cf9e6e6750"
+    )
 
 
 def test_unseal_rejects_a_payload_moved_to_another_row():
