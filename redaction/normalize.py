@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable
 
 LINE_SEPARATORS = frozenset("\u2028\u2029\u0085")
+REPLACEMENT_CHARACTER = "\ufffd"
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -25,6 +26,8 @@ def _fold(char: str) -> str:
         return ""  # zero-width space/joiners, soft hyphen, bidi controls
     if category == "Zs" or char in LINE_SEPARATORS:
         return " "
+    if category == "Cs":
+        return REPLACEMENT_CHARACTER  # a lone surrogate (a JSON escape allows one): spaCy cannot encode it
     return unicodedata.normalize("NFKC", char)
 
 

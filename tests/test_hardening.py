@@ -55,6 +55,20 @@ async def test_disguised_values_are_caught_and_restored_exactly(proxy, upstream,
         assert fragment not in raw, fragment
 
 
+async def test_a_lone_surrogate_next_to_a_value_is_detected_not_a_503(proxy, upstream, http):
+    """JSON may escape a lone surrogate; spaCy could not encode the text and every such request was
+    refused as "detector unavailable". The detector now reads it as U+FFFD, one character for one."""
+    text = f"Please call {PERSON}\ud800 at {PHONE}\udc00 and mail {EMAIL}."
+    raw = json.dumps(user_body(text)).encode()  # the surrogates stay escapes: valid JSON
+    async with http.post(chat_url(proxy), data=raw, headers={"Content-Type": "application/json"}) as response:
+        assert response.status == 200
+        answer = json.loads(await response.read())
+    assert answer["choices"][0]["message"]["content"] == text
+    assert_nothing_leaked(upstream.fake.received[0].raw, [PERSON, PHONE, EMAIL])
+    (record,) = await proxy.records()  # the log holds the exchange, surrogates and all
+    assert record.mapping is not None and PERSON in "".join(v["value"] for v in record.mapping.values())
+
+
 async def test_value_in_a_field_that_cannot_be_rewritten_blocks_the_request(proxy, upstream, http):
     body = user_body(f"Write to {EMAIL}.")
     body["tools"] = [{"type": "function", "function": {"name": "mail_jane.roe@example.com", "parameters": {}}}]

@@ -18,7 +18,7 @@ PIECES = [
     "\\u12", "\\n", "\\/", "\\x", "\\", "&#64;", "&#x40;", "&#xZ;", "&#99999999;", "&#x110000;", "&#٣;", "&amp;",
     "&", "%", "é", "’", "“quoted”", "\u00a0", "\u200b", "\u2028", "\u0085", "\u2014", "\u2212", "ｆｕｌｌ１２",
     "①", "ﬁ", "٣٤٥", "日本語", "🙂", "\ufeff", "e\u0301", " ", "-", "&#２１２５５５０１００;", "&#１２;", "&#x1F642;",
-    "&#" + "0" * 5000 + "64;", "&#" + "7" * 5000 + ";",
+    "&#" + "0" * 5000 + "64;", "&#" + "7" * 5000 + ";", "\ud800", "\udfff",
 ]  # fmt: skip
 
 
@@ -74,6 +74,8 @@ def reference_normalised_view(text: str) -> tuple[str, list[int]]:
             continue
         if category == "Zs" or char in LINE_SEPARATORS:
             folded = " "
+        elif category == "Cs":
+            folded = "\ufffd"  # a lone surrogate
         elif char.isascii():
             folded = char
         else:
