@@ -422,7 +422,18 @@ def show(config, private_key, record_id, reveal, reason, as_json) -> None:
     else:
         out["sanitized_request"] = _decoded(record.sanitized_request)
         out["sanitized_response"] = _decoded(sanitized_answer(record))
-    click.echo(json.dumps(out, indent=None if as_json else 2, ensure_ascii=False))
+    click.echo(_json_text(out, indent=None if as_json else 2))
+
+
+def _json_text(value: Any, indent: int | None = None) -> str:
+    """JSON for UTF-8 output. A lone surrogate (a request's JSON may escape one; UTF-8 cannot hold
+    it) is written as an escape instead of stopping the command."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, indent=indent)
+    return text
 
 
 def _decoded(payload: bytes | None) -> Any:
@@ -497,7 +508,7 @@ def export(config, private_key, since, until, client, model, status, entity, mod
                     except KeyError_:  # erased meanwhile, purged, or a key that is not configured: skipped
                         example = None
                     if example is not None:
-                        handle.write(json.dumps(example, ensure_ascii=False) + "\n")
+                        handle.write(_json_text(example) + "\n")
                         written += 1
                     advance(1)
             return written, len(rows) - written

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -160,6 +160,19 @@ async def test_export_honours_consent_and_surrogates_leave_no_placeholder(log: L
         assert [m["role"] for m in example["messages"]] == ["user", "assistant"]
     refused = await log.run("audit", "export", "--mode", "original")
     assert refused.exit_code == 2
+
+
+async def test_show_and_export_write_a_lone_surrogate_as_an_escape(log: Log):
+    """A request's JSON may hold a lone surrogate (as an escape); UTF-8 output cannot, and the
+    export stopped at such a record."""
+    record = chat_record()
+    answer = json.loads(record.response)
+    answer["choices"][0]["message"]["content"] += " \ud83d"
+    [record_id] = await log.write(replace(record, response=json.dumps(answer).encode()))
+    shown = await log.run("audit", "show", record_id, "--json")
+    assert shown.exit_code == 0 and "\\ud83d" in shown.output
+    [example] = lines(await log.run("audit", "export"))
+    assert example["messages"][-1]["content"].endswith(" \ud83d")
 
 
 async def test_purge_older_than(log: Log):
