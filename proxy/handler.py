@@ -153,7 +153,7 @@ def _restore_whole(payload: bytes, mapping: PlaceholderMap, endpoint: Endpoint, 
     try:
         answer = jsonio.loads(payload)
     except ValueError:
-        return restore_text(payload.decode("utf-8", "replace"), mapping).encode()
+        return restore_text(payload.decode("utf-8", "replace"), mapping).encode("utf-8", "replace")
     return json_bytes(endpoint.api.restore_body(answer, mapping, request_view))
 
 

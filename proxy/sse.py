@@ -80,4 +80,5 @@ class SSEDecoder:
 def encode_event(data: str, event: str | None = None) -> bytes:
     lines = [f"event: {event}"] if event else []
     lines += [f"data: {line}" for line in data.split("\n")]
-    return ("\n".join(lines) + "\n\n").encode()
+    # "replace": restored text may hold a caller's lone surrogate (from a JSON escape), which UTF-8 cannot
+    return ("\n".join(lines) + "\n\n").encode("utf-8", "replace")

@@ -134,3 +134,8 @@ def test_encode_event_round_trip(data: str, event: str | None):
 def test_encode_event_format():
     assert encode_event('{"a": 1}') == b'data: {"a": 1}\n\n'
     assert encode_event("x\ny", "done") == b"event: done\ndata: x\ndata: y\n\n"
+
+
+def test_an_event_holding_a_lone_surrogate_is_still_written():
+    """Restored text may hold a caller's value with a lone surrogate (sent as a JSON escape)."""
+    assert encode_event("Jane\ud800Roe\nsecond", "delta") == b"event: delta\ndata: Jane?Roe\ndata: second\n\n"
