@@ -72,7 +72,8 @@ def handler_for(endpoint: Endpoint) -> Handler:
 def _account(state: ProxyState, exchange: Exchange) -> None:
     state.record(exchange)
     state.metrics.observe(exchange, time.perf_counter() - exchange.started)
-    log.info("%s", exchange.summary(), extra=exchange.log_fields())
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", exchange.summary(), extra=exchange.log_fields())
 
 
 async def _exchange(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,11 +37,16 @@ DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "
 def upstream_request_headers(
     client: CIMultiDictProxy[str], settings: Settings, credentials: dict[str, str]
 ) -> dict[str, str]:
-    allowed = FORWARDED_HEADERS | SDK_HEADERS | {h.lower() for h in settings.forward_headers}
+    allowed = _allowed_headers(tuple(settings.forward_headers))
     headers = {name: value for name, value in client.items() if name.lower() in allowed}
     headers["Content-Type"] = "application/json"
     headers.update(credentials)
     return headers
+
+
+@functools.lru_cache(maxsize=8)
+def _allowed_headers(extra: tuple[str, ...]) -> frozenset[str]:
+    return FORWARDED_HEADERS | SDK_HEADERS | {h.lower() for h in extra}
 
 
 def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
