@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 from storage.blind_index import record_digests
 from storage.chain import GENESIS, head_mac, link
@@ -102,7 +103,12 @@ class ChainAppender:
         secrets = await self.secrets()
         rows = [seal_values(record, self._keys) for record in records]
         if session is not None:
+            # the caller's pending changes first (a purge moves this chain's base): the head is read
+            # from the database, and the ORM's copy of the row is stale afterwards
+            await session.flush()
             await (await session.connection()).run_sync(self._append, secrets, records, rows)
+            if (chain := session.identity_map.get(identity_key(ChainRow, self.writer_id))) is not None:
+                session.expire(chain)
         elif self._sync_engine is not None:
             with self._sync_engine.begin() as connection:
                 self._append(connection, secrets, records, rows)

@@ -194,6 +194,18 @@ async def test_retention_purges_payloads_and_deletes_old_records_and_the_chain_s
     assert report.ok and report.purged == 1
 
 
+async def test_an_auditor_purging_its_own_chain_leaves_a_chain_that_verifies(sessions, keys):
+    """The purge moves the base of the auditor's own chain, then appends its record of the purge
+    in the same transaction: the append must read the moved base (it once read the stored one and
+    wrote a head MAC that no longer matched the row)."""
+    auditor = Auditor(sessions, keys)
+    await auditor.record_action("reveal", None, {"reason": "ticket 1"})
+    await auditor.record_action("reveal", None, {"reason": "ticket 2"})
+    assert await auditor.purge(None, datetime.now(UTC) + timedelta(seconds=5)) == (0, 2)
+    report = await verify_log(sessions, keys)
+    assert report.ok, report.problems
+
+
 async def test_write_only_mode_cannot_be_read_without_the_private_key(sessions):
     private = AuditorPrivateKey.generate()
     proxy_keys = KeyAccess(Keyring.with_key(os.urandom(32)), AuditorPublicKey.from_text(private.public_text()))
