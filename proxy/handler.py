@@ -152,7 +152,7 @@ def _response_headers(upstream: aiohttp.ClientResponse, exchange: Exchange) -> C
 def _restore_whole(payload: bytes, mapping: PlaceholderMap, endpoint: Endpoint, request_view: dict) -> bytes:
     """A JSON answer (or an upstream error): restore placeholders in every text field."""
     try:
-        answer = jsonio.loads(payload)
+        answer = jsonio.loads(payload, allow_nan=True)
     except ValueError:
         return restore_text(payload.decode("utf-8", "replace"), mapping).encode("utf-8", "replace")
     return json_bytes(endpoint.api.restore_body(answer, mapping, request_view))

@@ -42,6 +42,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         # position only: the parser's message could quote the body
         raise InvalidJSON(f"request body is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except ValueError:  # an integer of more than 4300 digits (int()'s limit), and any other refusal
+        raise InvalidJSON("request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     return body

@@ -80,7 +80,7 @@ class EventRelay:
             await self.finish(upstream_done=True)
             return
         try:
-            data = jsonio.loads(event.data)
+            data = jsonio.loads(event.data, allow_nan=True)
         except ValueError:
             restored_text = await off_loop_if(self.blocking, restore_text, event.data, self.mapping)
             await self._write(encode_event(restored_text, event.event))

@@ -9,8 +9,10 @@ the json module gives; the json module handles the rest:
   64 bits into floats; finding such runs costs more than orjson saves on long documents), and
   anything orjson refuses (lone surrogate escapes, a UTF-8 BOM, UTF-16 bodies) are read by json,
   which also words the error;
-- NaN, Infinity and numbers too large for a float are not JSON (RFC 8259): refused either way,
-  so no value that orjson would write as ``null`` ever gets in;
+- NaN, Infinity and numbers too large for a float are not JSON (RFC 8259): refused in requests.
+  Answers are read as the upstream wrote them (Python servers write ``-Infinity`` logprobs, json's
+  default): such a number is read as a ``NonFiniteFloat``, which orjson refuses to write, so the
+  document is written back by json, as it came, and never with orjson's ``null``;
 - writing: text with a lone surrogate (legal in a JSON escape, not in UTF-8) or an integer beyond
   64 bits is written by json. Strings are escaped identically by both (every code point checked).
 """
@@ -34,6 +36,19 @@ class NotFiniteNumber(ValueError):
     """NaN, Infinity or a number beyond a float's range: accepted by Python's json, not JSON."""
 
 
+class NonFiniteFloat(float):
+    """NaN or an infinity read from an answer (orjson does not write float subclasses)."""
+
+
+def _keep_constant(name: str) -> float:
+    return NonFiniteFloat(name.replace("Infinity", "inf"))  # NaN, Infinity, -Infinity
+
+
+def _keep_float(text: str) -> float:
+    value = float(text)
+    return NonFiniteFloat(value) if math.isinf(value) else value
+
+
 def _refuse_constant(name: str) -> float:
     raise NotFiniteNumber(f"{name} is not a JSON number")
 
@@ -45,15 +60,18 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def loads(data: bytes | str) -> Any:
+def loads(data: bytes | str, *, allow_nan: bool = False) -> Any:
     """Parse a JSON document; ``ValueError`` (a ``json.JSONDecodeError`` with its position, or
-    ``NotFiniteNumber``) when it is not one, ``RecursionError`` when nested too deeply."""
+    ``NotFiniteNumber``) when it is not one, ``RecursionError`` when nested too deeply.
+    ``allow_nan``: an answer's NaN and infinities are read (as ``NonFiniteFloat``), not refused."""
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
     if len(raw) <= _ORJSON_READS_UP_TO and raw.translate(_DIGIT_MASK).find(_LONG_NUMBER) == -1:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass  # json decides, and says where
+    if allow_nan:
+        return json.loads(data, parse_constant=_keep_constant, parse_float=_keep_float)
     return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
@@ -61,7 +79,7 @@ def dumps(value: Any) -> bytes:
     """UTF-8 JSON, compact."""
     try:
         return orjson.dumps(value)
-    except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an integer beyond 64 bits
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an integer beyond 64 bits, NaN
         pass
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

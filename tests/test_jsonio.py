@@ -8,10 +8,14 @@ import random
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from redaction import jsonio
 from tests.conftest import MakeProxy, Upstream
-from tests.test_proxy_chat import assert_openai_error, chat_url
+from tests.fake_upstream import chat_completion, chunk, sse
+from tests.test_proxy_chat import assert_openai_error, chat_url, chunks_of, user_body
+
+MADE_UP = "mallory.stone@example.net"  # synthetic
 
 STRINGS = ["", "plain", "Jane Roe", "é", "日本語", "🙂", "\u2028", "\x00", "\x1f", "\x7f", '"', "\\", "/", "\ud800"]
 NUMBERS = [0, -1, 7, 2**53 + 1, 2**63 - 1, 2**63, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 10**30, 0.1, -0.0, 1e-300,
@@ -122,6 +126,15 @@ async def test_a_request_with_a_long_integer_reaches_the_upstream_exactly(
     assert upstream.fake.received[0].json["seed"] == 123456789012345678901234567890
 
 
+async def test_an_integer_of_5000_digits_is_400_not_500(make_proxy: MakeProxy, upstream: Upstream, http):
+    proxy = await make_proxy(detector_pool=None, detection="off")
+    raw = b'{"model": "m", "seed": ' + b"7" * 5000 + b', "messages": [{"role": "user", "content": "hi"}]}'
+    async with http.post(chat_url(proxy), data=raw, headers={"Content-Type": "application/json"}) as response:
+        assert response.status == 400
+        assert_openai_error(await response.json(), "invalid_json")
+    assert upstream.fake.received == []
+
+
 async def test_nan_in_a_request_is_400_and_nothing_is_forwarded(make_proxy: MakeProxy, upstream: Upstream, http):
     proxy = await make_proxy(detector_pool=None, detection="off")
     raw = b'{"model": "m", "temperature": NaN, "messages": [{"role": "user", "content": "hi"}]}'
@@ -129,3 +142,45 @@ async def test_nan_in_a_request_is_400_and_nothing_is_forwarded(make_proxy: Make
         assert response.status == 400
         assert_openai_error(await response.json(), "invalid_json")
     assert upstream.fake.received == []
+
+
+def test_an_answer_s_nan_and_infinities_are_read_and_written_back_as_they_came():
+    """Python servers write them (json's default); orjson would write them back as null."""
+    answer = jsonio.loads(b'{"a": NaN, "b": -Infinity, "c": 1e400, "d": [0.5, Infinity]}', allow_nan=True)
+    assert jsonio.dumps(answer) == b'{"a":NaN,"b":-Infinity,"c":Infinity,"d":[0.5,Infinity]}'
+
+
+async def test_an_answer_with_infinite_logprobs_is_still_guarded_as_json(
+    make_proxy: MakeProxy, upstream: Upstream, http
+):
+    """Read as plain text, such an answer kept its token details (the made-up address, token by
+    token), and a stream was guarded event by event (half an address went out before the rest)."""
+    proxy = await make_proxy(detector_pool=None, detection="off")
+
+    async def whole(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        answer = chat_completion(f"Write to {MADE_UP}.")
+        tokens = [{"token": "mallory.stone@exam", "logprob": "-INF"}, {"token": "ple.net", "logprob": -0.5}]
+        answer["choices"][0]["logprobs"] = {"content": tokens}
+        return web.Response(body=json.dumps(answer).replace('"-INF"', "-Infinity"), content_type="application/json")
+
+    upstream.fake.behaviour = whole
+    async with http.post(chat_url(proxy), json=user_body("Hello.")) as response:
+        assert response.status == 200
+        raw = await response.read()
+    assert b"mallory" not in raw and json.loads(raw)["choices"][0]["logprobs"] is None
+
+    async def stream(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for part in ("Write to mallory.st", "one@example.net now."):
+            event = chunk({"content": part})
+            event["choices"][0]["logprobs"] = {"content": [{"token": part, "logprob": "-INF"}]}
+            await response.write(sse(json.dumps(event).replace('"-INF"', "-Infinity")))
+        await response.write(sse("[DONE]"))
+        return response
+
+    upstream.fake.behaviour = stream
+    async with http.post(chat_url(proxy), json=user_body("Hello.", stream=True)) as response:
+        raw = await response.read()
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks_of(raw) if c.get("choices"))
+    assert text == "Write to <EMAIL_ADDRESS_REDACTED> now." and b"mallory" not in raw
