@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from redaction.errors import DetectorUnavailable
 from redaction.lean_nlp import fast_context_enhancer, lean_nlp_engine_class, load_lean_spacy
 from redaction.normalize import normalised_view, to_original
-from redaction.recognizers import url_recognizer_that_skips, windowed_phone_recognizer
+from redaction.recognizers import read_only_around_digits, url_recognizer_that_skips, windowed_phone_recognizer
 from redaction.spans import Span
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def _load_spacy(model: str):
 
 def build_analyzer(config: DetectorConfig) -> AnalyzerEngine:
     prepare_environment()
-    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer import AnalyzerEngine, PatternRecognizer
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer, UrlRecognizer
 
@@ -94,6 +94,8 @@ def build_analyzer(config: DetectorConfig) -> AnalyzerEngine:
         if phone is not None:
             registry.remove_recognizer(phone.name)
             registry.add_recognizer(windowed_phone_recognizer(PhoneRecognizer)(supported_language="en"))
+        for recognizer in registry.recognizers:  # card, SSN, licence, passport... patterns
+            read_only_around_digits(recognizer, PatternRecognizer)
         url = next((r for r in registry.recognizers if type(r) is UrlRecognizer), None)
         if url is not None:  # same name: its results and context scoring are the recognizer's own
             registry.remove_recognizer(url.name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -155,3 +156,125 @@ def url_recognizer_that_skips(base):
             return base.remove_duplicates(results)
 
     return UrlRecognizerThatSkips
+
+
+# --- pattern recognizers whose every match holds a digit
+
+_ANY_DIGIT = re.compile(r"\d")
+_CONTEXT_FREE_ANCHORS = ("AT_BOUNDARY", "AT_NON_BOUNDARY")  # \b, \B: read one character around
+
+
+def _requires_digit(items: list) -> bool:
+    """Whether every match of a parsed regex sequence contains a decimal digit."""
+    return any(_item_requires_digit(op, av) for op, av in items)
+
+
+def _item_requires_digit(op: object, av: object) -> bool:
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    if op is c.LITERAL:
+        return chr(av).isdecimal()  # type: ignore[arg-type]
+    if op is c.IN:
+        return all(
+            (o is c.LITERAL and chr(a).isdecimal())
+            or (o is c.RANGE and a[0] >= 0x30 and a[1] <= 0x39)
+            or (o is c.CATEGORY and a is c.CATEGORY_DIGIT)
+            for o, a in av  # type: ignore[attr-defined]
+        )
+    if op is c.SUBPATTERN:
+        return _requires_digit(av[3])  # type: ignore[index]
+    if op is c.BRANCH:
+        return all(_requires_digit(branch) for branch in av[1])  # type: ignore[index]
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+        return av[0] >= 1 and _requires_digit(av[2])  # type: ignore[index]
+    if op is c.ATOMIC_GROUP:
+        return _requires_digit(av)  # type: ignore[arg-type]
+    return False
+
+
+def _nodes(items: list) -> Iterator[tuple[object, object]]:
+    """Every node of a parsed regex sequence, nested ones included."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    for op, av in items:
+        yield op, av
+        if op is c.SUBPATTERN:
+            yield from _nodes(av[3])
+        elif op is c.BRANCH:
+            for branch in av[1]:
+                yield from _nodes(branch)
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            yield from _nodes(av[2])
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            yield from _nodes(av[1].data)
+        elif op is c.ATOMIC_GROUP:
+            yield from _nodes(av)
+
+
+def digit_margin(pattern: str, flags: int) -> int | None:
+    """How far around a digit a match of ``pattern`` and what it reads can reach: its longest
+    match plus its longest look-around plus one (``\\b``); None when a match may hold no digit, may
+    be unbounded, or depends on where a line or the text begins (``^``, ``$``)."""
+    from re import _constants as c  # type: ignore[attr-defined]
+    from re import _parser  # type: ignore[attr-defined]
+
+    try:
+        tree = _parser.parse(pattern, flags)
+    except re.error:
+        return None
+    longest = tree.getwidth()[1]
+    if not _requires_digit(tree.data) or longest >= c.MAXREPEAT:
+        return None
+    looks: list[int] = []
+    for op, av in _nodes(tree.data):
+        if op is c.AT and str(av) not in _CONTEXT_FREE_ANCHORS:
+            return None
+        if op in (c.ASSERT, c.ASSERT_NOT):
+            looks.append(av[1].getwidth()[1])
+    if any(width >= c.MAXREPEAT for width in looks):
+        return None
+    return longest + max(looks, default=0) + 1
+
+
+def windows_around_digits(text: str, margin: int) -> list[tuple[int, int]]:
+    """Merged (start, end) windows reaching ``margin`` characters beyond every digit of ``text``."""
+    windows: list[tuple[int, int]] = []
+    for match in _ANY_DIGIT.finditer(text):
+        start, end = max(0, match.start() - margin), min(len(text), match.end() + margin)
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    return windows
+
+
+def read_only_around_digits(recognizer: object, pattern_recognizer: type) -> bool:
+    """Make a Presidio ``PatternRecognizer`` whose every match holds a digit (card, SSN, licence,
+    passport... numbers) read only windows around the text's digits. Each window reaches beyond
+    every digit in it by the longest match plus the longest look-around, so every match and all
+    it reads lie inside one window, and no match can begin outside one: the same matches as over
+    the whole text (tested against Presidio's recognizers). False (unchanged) for a recognizer
+    whose patterns do not allow it, or that has its own ``analyze`` or a deny list."""
+    if type(recognizer).analyze is not pattern_recognizer.analyze or getattr(recognizer, "deny_list", None):
+        return False
+    patterns = getattr(recognizer, "patterns", None) or []
+    flags = recognizer.global_regex_flags  # type: ignore[attr-defined]
+    margins = [digit_margin(pattern.regex, flags) for pattern in patterns]
+    if not patterns or None in margins:
+        return False
+    margin = max(margins)  # type: ignore[type-var]
+    analyze = recognizer.analyze  # type: ignore[attr-defined]
+
+    def analyze_around_digits(
+        text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None, regex_flags: int | None = None
+    ) -> list[RecognizerResult]:
+        results = []
+        for start, end in windows_around_digits(text, margin):
+            for result in analyze(text[start:end], entities, nlp_artifacts, regex_flags):
+                result.start += start
+                result.end += start
+                results.append(result)
+        return pattern_recognizer.remove_duplicates(results)  # as Presidio ends its own analyze
+
+    recognizer.analyze = analyze_around_digits  # type: ignore[attr-defined]
+    return True

@@ -6,9 +6,25 @@ from __future__ import annotations
 import random
 import re
 
-from presidio_analyzer.predefined_recognizers import UrlRecognizer
+import pytest
+from presidio_analyzer import PatternRecognizer
+from presidio_analyzer.predefined_recognizers import (
+    CreditCardRecognizer,
+    CryptoRecognizer,
+    DateRecognizer,
+    IbanRecognizer,
+    IpRecognizer,
+    MedicalLicenseRecognizer,
+    NhsRecognizer,
+    UrlRecognizer,
+    UsBankRecognizer,
+    UsItinRecognizer,
+    UsLicenseRecognizer,
+    UsPassportRecognizer,
+    UsSsnRecognizer,
+)
 
-from redaction.recognizers import URL_NEEDS, url_recognizer_that_skips
+from redaction.recognizers import URL_NEEDS, digit_margin, read_only_around_digits, url_recognizer_that_skips
 
 PIECES = [
     "see ", "example.com", "https://www.example.org/path?q=1", "e.g. ", "end. Next", "a.b", "x.COM", "www.",
@@ -47,3 +63,63 @@ def test_every_url_presidio_matches_has_a_dot_before_a_letter():
     assert len(top_level_domains) > 100
     assert all(tld[:1].isascii() and tld[:1].isalpha() for tld in top_level_domains)
     assert found.group(2) not in "?*{", "the top-level domain became optional"
+
+
+# --- pattern recognizers read only around digits
+
+DIGIT_PIECES = [
+    "4111 1111 1111 1111", "4111-1111-1111-1111", "378282246310005", "078-05-1120", "078 05 1120", "078051120",
+    "A1234567", "H12345678", "X1234567R", "AB1234563", "911-70-1234", "943 476 5919", "9434765919",
+    "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", "011000015", "12345678901234567", "A-Z]]123", "ab12cd", "٣٤٥٦٧٨٩",
+    "１２３４５６７８９", "7", "12", "x", " ", "-", ".", "\n", "\x1c", "licence ", "card: ", "ssn ", "word ",
+    "a" * 30, "9" * 25, "ZZ", "é", "_", "(", ")",
+]  # fmt: skip
+WINDOWED = [CreditCardRecognizer, UsBankRecognizer, UsLicenseRecognizer, UsItinRecognizer, UsPassportRecognizer,
+            UsSsnRecognizer, NhsRecognizer, CryptoRecognizer, MedicalLicenseRecognizer]  # fmt: skip
+
+
+def found(recognizer: PatternRecognizer, text: str) -> list[tuple[str, int, int, float]]:
+    return sorted(
+        (r.entity_type, r.start, r.end, r.score) for r in recognizer.analyze(text, recognizer.supported_entities)
+    )
+
+
+@pytest.mark.parametrize("recognizer_class", WINDOWED, ids=lambda c: c.__name__)
+def test_reading_only_around_digits_finds_what_presidio_finds(recognizer_class: type[PatternRecognizer]):
+    vanilla, windowed = recognizer_class(), recognizer_class()
+    assert read_only_around_digits(windowed, PatternRecognizer), "the premise no longer holds: see digit_margin"
+    rng = random.Random(recognizer_class.__name__)
+    texts = ["".join(rng.choice(DIGIT_PIECES) for _ in range(rng.randint(1, 14))) for _ in range(400)]
+    texts += ["words without a single digit " * 20, "", "1", "0" * 200]
+    for text in texts:
+        assert found(windowed, text) == found(vanilla, text), text
+    assert any(found(vanilla, text) for text in texts)  # the comparison saw matches
+
+
+def test_recognizers_whose_matches_may_hold_no_digit_or_have_their_own_analyze_are_left_alone():
+    for recognizer_class in (DateRecognizer, IpRecognizer, IbanRecognizer, UrlRecognizer):
+        recognizer = recognizer_class()
+        assert not read_only_around_digits(recognizer, PatternRecognizer), recognizer_class.__name__
+    with_deny_list = PatternRecognizer("CODE", deny_list=["A1"])
+    assert not read_only_around_digits(with_deny_list, PatternRecognizer)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "margin"),
+    [
+        (r"\b\d{3}\b", 3 + 0 + 1),
+        (r"(?<=\s)[A-Z]\d{2}(?=x{3})", 3 + 3 + 1),
+        (r"\b(\d{2}|[A-Z]\d)\b", 2 + 0 + 1),
+        (r"\d*", None),  # may match nothing: no digit
+        (r"[0-9a]{3}", None),  # "aaa" holds no digit
+        (r"\d|[A-Z]", None),  # one branch without a digit
+        (r"[^0-9]\d", 2 + 0 + 1),
+        (r"[^0-9]{2}", None),
+        (r"\d+", None),  # unbounded
+        (r"^\d{3}", None),  # reads where a line begins
+        (r"\d{3}$", None),
+        (r"\d{3}(?=\w*x)", None),  # an unbounded look-ahead
+    ],
+)
+def test_digit_margin_reads_a_pattern_s_premise(pattern: str, margin: int | None):
+    assert digit_margin(pattern, re.IGNORECASE | re.MULTILINE | re.DOTALL) == margin
