@@ -160,8 +160,21 @@ def url_recognizer_that_skips(base):
 
 # --- pattern recognizers whose every match holds a digit
 
-_ANY_DIGIT = re.compile(r"\d")
 _CONTEXT_FREE_ANCHORS = ("AT_BOUNDARY", "AT_NON_BOUNDARY")  # \b, \B: read one character around
+# Python's re parses Presidio's patterns for the premise; Presidio matches them with the regex
+# module. Syntax the two read differently (POSIX classes, nested sets and set operations, fuzzy
+# matching) and flags only regex knows keep Presidio's own scan.
+_READ_ALIKE_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.UNICODE
+_READ_DIFFERENTLY = re.compile(r"\[:|\[\[|&&|\|\||~~|--|\{(?![\d,])")
+
+
+@functools.cache
+def _any_digit() -> object:
+    r"""``\d`` as Presidio's engine reads it: the regex module's Unicode tables may be newer than
+    Python's (Kawi digits, U+11F50..., are digits to it and not to Python 3.11's re)."""
+    import regex
+
+    return regex.compile(r"\d")
 
 
 def _requires_digit(items: list) -> bool:
@@ -218,28 +231,45 @@ def digit_margin(pattern: str, flags: int) -> int | None:
     from re import _constants as c  # type: ignore[attr-defined]
     from re import _parser  # type: ignore[attr-defined]
 
+    if flags & ~_READ_ALIKE_FLAGS or _READ_DIFFERENTLY.search(pattern):
+        return None
     try:
         tree = _parser.parse(pattern, flags)
-    except re.error:
+    except Exception:  # re cannot read it: Presidio's own scan
         return None
     longest = tree.getwidth()[1]
     if not _requires_digit(tree.data) or longest >= c.MAXREPEAT:
         return None
-    looks: list[int] = []
-    for op, av in _nodes(tree.data):
-        if op is c.AT and str(av) not in _CONTEXT_FREE_ANCHORS:
-            return None
-        if op in (c.ASSERT, c.ASSERT_NOT):
-            looks.append(av[1].getwidth()[1])
-    if any(width >= c.MAXREPEAT for width in looks):
+    if any(op is c.AT and str(av) not in _CONTEXT_FREE_ANCHORS for op, av in _nodes(tree.data)):
         return None
-    return longest + max(looks, default=0) + 1
+    reach = _look_reach(tree.data)
+    return None if reach >= c.MAXREPEAT else longest + reach + 1
+
+
+def _look_reach(items: list) -> int:
+    """How far beyond a match the look-arounds of a parsed sequence may read: the widest one,
+    each counted with the reach of the look-arounds nested in it."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    reach = 0
+    for op, av in items:
+        if op in (c.ASSERT, c.ASSERT_NOT):
+            reach = max(reach, av[1].getwidth()[1] + _look_reach(av[1].data))
+        elif op is c.SUBPATTERN:
+            reach = max(reach, _look_reach(av[3]))
+        elif op is c.BRANCH:
+            reach = max([reach, *(_look_reach(branch) for branch in av[1])])
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            reach = max(reach, _look_reach(av[2]))
+        elif op is c.ATOMIC_GROUP:
+            reach = max(reach, _look_reach(av))
+    return reach
 
 
 def windows_around_digits(text: str, margin: int) -> list[tuple[int, int]]:
     """Merged (start, end) windows reaching ``margin`` characters beyond every digit of ``text``."""
     windows: list[tuple[int, int]] = []
-    for match in _ANY_DIGIT.finditer(text):
+    for match in _any_digit().finditer(text):  # type: ignore[attr-defined]
         start, end = max(0, match.start() - margin), min(len(text), match.end() + margin)
         if windows and start <= windows[-1][1]:
             windows[-1] = (windows[-1][0], end)
@@ -268,6 +298,8 @@ def read_only_around_digits(recognizer: object, pattern_recognizer: type) -> boo
     def analyze_around_digits(
         text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None, regex_flags: int | None = None
     ) -> list[RecognizerResult]:
+        if regex_flags and regex_flags != flags:  # the premise was read with the recognizer's flags
+            return analyze(text, entities, nlp_artifacts, regex_flags)
         results = []
         for start, end in windows_around_digits(text, margin):
             for result in analyze(text[start:end], entities, nlp_artifacts, regex_flags):

@@ -72,16 +72,19 @@ DIGIT_PIECES = [
     "A1234567", "H12345678", "X1234567R", "AB1234563", "911-70-1234", "943 476 5919", "9434765919",
     "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", "011000015", "12345678901234567", "A-Z]]123", "ab12cd", "٣٤٥٦٧٨٩",
     "１２３４５６７８９", "7", "12", "x", " ", "-", ".", "\n", "\x1c", "licence ", "card: ", "ssn ", "word ",
-    "a" * 30, "9" * 25, "ZZ", "é", "_", "(", ")",
+    "a" * 30, "9" * 25, "ZZ", "é", "_", "(", ")", "DEA: AB", "AB\U00011f51\U00011f52\U00011f53\U00011f54\U00011f55",
+    "\U0001e4f3\U0001e4f4",  # Kawi and Nag Mundari digits: digits to the regex module, not to Python 3.11's re
 ]  # fmt: skip
 WINDOWED = [CreditCardRecognizer, UsBankRecognizer, UsLicenseRecognizer, UsItinRecognizer, UsPassportRecognizer,
             UsSsnRecognizer, NhsRecognizer, CryptoRecognizer, MedicalLicenseRecognizer]  # fmt: skip
 
 
-def found(recognizer: PatternRecognizer, text: str) -> list[tuple[str, int, int, float]]:
-    return sorted(
-        (r.entity_type, r.start, r.end, r.score) for r in recognizer.analyze(text, recognizer.supported_entities)
-    )
+def found(recognizer: PatternRecognizer, text: str) -> list[tuple[str, int, int, float]] | str:
+    try:
+        results = recognizer.analyze(text, recognizer.supported_entities)
+    except ValueError as exc:  # Presidio's DEA check calls int() on any \d: refusing must stay refusing
+        return type(exc).__name__
+    return sorted((r.entity_type, r.start, r.end, r.score) for r in results)
 
 
 @pytest.mark.parametrize("recognizer_class", WINDOWED, ids=lambda c: c.__name__)
@@ -90,7 +93,8 @@ def test_reading_only_around_digits_finds_what_presidio_finds(recognizer_class: 
     assert read_only_around_digits(windowed, PatternRecognizer), "the premise no longer holds: see digit_margin"
     rng = random.Random(recognizer_class.__name__)
     texts = ["".join(rng.choice(DIGIT_PIECES) for _ in range(rng.randint(1, 14))) for _ in range(400)]
-    texts += ["words without a single digit " * 20, "", "1", "0" * 200]
+    kawi = "".join(chr(0x11F50 + int(digit)) for digit in "1234563")  # digits to regex, not to Python 3.11's re
+    texts += ["words without a single digit " * 20, "", "1", "0" * 200, f"DEA: AB{kawi} and 078-05-1120"]
     for text in texts:
         assert found(windowed, text) == found(vanilla, text), text
     assert any(found(vanilla, text) for text in texts)  # the comparison saw matches
@@ -119,7 +123,23 @@ def test_recognizers_whose_matches_may_hold_no_digit_or_have_their_own_analyze_a
         (r"^\d{3}", None),  # reads where a line begins
         (r"\d{3}$", None),
         (r"\d{3}(?=\w*x)", None),  # an unbounded look-ahead
+        (r"\d(?=.{5}(?=.{5}Q))", 1 + (5 + 6) + 1),  # nested look-arounds add up
+        (r"(?<=(?<=Q\w{4})\w{5})\d", 1 + (5 + 5) + 1),
+        (r"x[[:alpha:]1]", None),  # a POSIX class: re would read a required "1", regex does not
+        (r"\d{2}{e<=1}", None),  # fuzzy matching (regex only)
     ],
 )
 def test_digit_margin_reads_a_pattern_s_premise(pattern: str, margin: int | None):
     assert digit_margin(pattern, re.IGNORECASE | re.MULTILINE | re.DOTALL) == margin
+
+
+def test_other_flags_than_the_premise_was_read_with_get_presidio_s_own_scan():
+    """The margin was read with the recognizer's own flags; a caller's other flags (MULTILINE
+    only: case-sensitive) read the whole text, as Presidio does."""
+    windowed = UsSsnRecognizer()
+    assert read_only_around_digits(windowed, PatternRecognizer)
+    text = "ssn 078-05-1120 " + "x" * 200 + " and 219-09-9999"
+    vanilla = UsSsnRecognizer()
+    both = [r.analyze(text, ["US_SSN"], regex_flags=re.MULTILINE) for r in (vanilla, windowed)]
+    expected, got = (sorted((r.start, r.end, r.score) for r in results) for results in both)
+    assert expected and got == expected
