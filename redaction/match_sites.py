@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from redaction.normalize import NON_ASCII
+
 # digit runs with at most four other characters between them (more than any pattern allows
 # between two digits of one value): one value never spans two such groups
 _DIGIT_GROUP = re.compile(r"\d+(?:\D{1,4}\d+)*")
 _NOT_DIGIT = re.compile(r"\D+")
 # every IBAN match begins here (two such starts never overlap: letters, then digits)
 _IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 _DIGIT, _CAPITAL, _OTHER = b"1", b"A", b"0"
 _CLASSES = bytes((_DIGIT if 0x30 <= b <= 0x39 else _CAPITAL if 0x41 <= b <= 0x5A else _OTHER)[0] for b in range(256))
@@ -31,7 +32,7 @@ def _classes(view: str) -> bytes | None:
     """The view's mask (a byte per character), or None if it has digits of another script."""
     if view.isascii():
         return view.encode("ascii").translate(_CLASSES)
-    if any(char.isdecimal() for char in set(_NON_ASCII.findall(view))):
+    if any(char.isdecimal() for char in set(NON_ASCII.findall(view))):
         return None
     return view.encode("ascii", "replace").translate(_CLASSES)  # "?" (other) per non-ASCII character
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 LINE_SEPARATORS = frozenset("\u2028\u2029\u0085")
 REPLACEMENT_CHARACTER = "\ufffd"
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -81,7 +81,7 @@ def normalised_view(text: str) -> tuple[str, list[int] | None]:
     """
     if text.isascii():
         return text, None
-    return rewritten(text, _NON_ASCII, _fold) or (text, None)
+    return rewritten(text, NON_ASCII, _fold) or (text, None)
 
 
 def to_original(index: list[int] | None, start: int, end: int) -> tuple[int, int]:

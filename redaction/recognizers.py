@@ -209,23 +209,29 @@ def _item_requires_digit(op: object, av: object) -> bool:
     return False
 
 
-def _nodes(items: list) -> Iterator[tuple[object, object]]:
-    """Every node of a parsed regex sequence, nested ones included."""
+def _children(op: object, av: object) -> list[list]:
+    """The parsed sequences directly inside one regex node (a look-around's body included)."""
     from re import _constants as c  # type: ignore[attr-defined]
 
+    if op is c.SUBPATTERN:
+        return [av[3]]  # type: ignore[index]
+    if op is c.BRANCH:
+        return list(av[1])  # type: ignore[index]
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+        return [av[2]]  # type: ignore[index]
+    if op in (c.ASSERT, c.ASSERT_NOT):
+        return [av[1].data]  # type: ignore[index]
+    if op is c.ATOMIC_GROUP:
+        return [av]  # type: ignore[list-item]
+    return []
+
+
+def _nodes(items: list) -> Iterator[tuple[object, object]]:
+    """Every node of a parsed regex sequence, nested ones included."""
     for op, av in items:
         yield op, av
-        if op is c.SUBPATTERN:
-            yield from _nodes(av[3])
-        elif op is c.BRANCH:
-            for branch in av[1]:
-                yield from _nodes(branch)
-        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-            yield from _nodes(av[2])
-        elif op in (c.ASSERT, c.ASSERT_NOT):
-            yield from _nodes(av[1].data)
-        elif op is c.ATOMIC_GROUP:
-            yield from _nodes(av)
+        for child in _children(op, av):
+            yield from _nodes(child)
 
 
 def digit_margin(pattern: str, flags: int) -> int | None:
@@ -258,15 +264,9 @@ def _look_reach(items: list) -> int:
     reach = 0
     for op, av in items:
         if op in (c.ASSERT, c.ASSERT_NOT):
-            reach = max(reach, av[1].getwidth()[1] + _look_reach(av[1].data))
-        elif op is c.SUBPATTERN:
-            reach = max(reach, _look_reach(av[3]))
-        elif op is c.BRANCH:
-            reach = max([reach, *(_look_reach(branch) for branch in av[1])])
-        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-            reach = max(reach, _look_reach(av[2]))
-        elif op is c.ATOMIC_GROUP:
-            reach = max(reach, _look_reach(av))
+            reach = max(reach, av[1].getwidth()[1] + _look_reach(av[1].data))  # type: ignore[index]
+        else:
+            reach = max([reach, *(_look_reach(child) for child in _children(op, av))])
     return reach
 
 
