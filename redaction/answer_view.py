@@ -16,7 +16,7 @@ import functools
 import re
 import unicodedata
 
-from redaction.normalize import rewritten
+from redaction.normalize import folded_in_place, rewritten
 
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
@@ -89,8 +89,11 @@ def _decoded(piece: str) -> str | None:
 
 def decoded_view(text: str) -> tuple[str, list[int] | Identity]:
     """(view, index): ``view[i]`` comes from ``text[index[i]:]``; encodings and disguises undone."""
-    if text.isascii() and "%" not in text and "\\" not in text and "&" not in text:
-        return text, Identity()  # nothing to undo (str tests, faster than the regex)
+    if "%" not in text and "\\" not in text and "&" not in text:  # no escapes (str tests, faster than the regex)
+        if text.isascii():
+            return text, Identity()  # nothing to undo
+        if (view := folded_in_place(text, _fold)) is not None:
+            return view, Identity()
     # an HTML reference that names no character ("&#99999999;") decodes to None: its "&" is read
     # as written and what follows it character by character
     view, index = rewritten(text, _DECODABLE, _decoded) or (text, None)

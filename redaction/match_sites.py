@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from redaction.normalize import NON_ASCII
+from redaction.normalize import non_ascii_chars
 
 # digit runs with at most four other characters between them (more than any pattern allows
 # between two digits of one value): one value never spans two such groups
@@ -32,7 +32,7 @@ def _classes(view: str) -> bytes | None:
     """The view's mask (a byte per character), or None if it has digits of another script."""
     if view.isascii():
         return view.encode("ascii").translate(_CLASSES)
-    if any(char.isdecimal() for char in set(NON_ASCII.findall(view))):
+    if any(char.isdecimal() for char in non_ascii_chars(view)):
         return None
     return view.encode("ascii", "replace").translate(_CLASSES)  # "?" (other) per non-ASCII character
 

@@ -18,7 +18,7 @@ PIECES = [
     "\\u12", "\\n", "\\/", "\\x", "\\", "&#64;", "&#x40;", "&#xZ;", "&#99999999;", "&#x110000;", "&#٣;", "&amp;",
     "&", "%", "é", "’", "“quoted”", "\u00a0", "\u200b", "\u2028", "\u0085", "\u2014", "\u2212", "ｆｕｌｌ１２",
     "①", "ﬁ", "٣٤٥", "日本語", "🙂", "\ufeff", "e\u0301", " ", "-", "&#２１２５５５０１００;", "&#１２;", "&#x1F642;",
-    "&#" + "0" * 5000 + "64;", "&#" + "7" * 5000 + ";", "\ud800", "\udfff",
+    "&#" + "0" * 5000 + "64;", "&#" + "7" * 5000 + ";", "\ud800", "\udfff", "\ufe58",
 ]  # fmt: skip
 
 
@@ -136,3 +136,14 @@ def test_one_for_one_readings_keep_every_offset():
     assert view == "It’s done - call 212-555-0100 today, “please”."
     assert offsets(view, index) == list(range(len(text)))
     assert redact_values(text, POLICY) == "It’s done — call <PHONE_NUMBER_REDACTED> today, “please”."
+
+
+@pytest.mark.parametrize(
+    ("fast", "reference"), [(decoded_view, reference_decoded_view), (normalised_view, reference_normalised_view)]
+)
+def test_a_reading_that_is_itself_read_differently_is_not_read_twice(fast, reference):
+    """A small em dash reads as an em dash, which the answer guard reads as "-": replaced one
+    kind of character after another, the small one would become "-" too."""
+    text = "a\ufe58b\u2014c"
+    assert fast(text)[0] == reference(text)[0]
+    assert decoded_view(text)[0] == "a\u2014b-c"
