@@ -1,5 +1,5 @@
-"""The phone recognizer's shortcuts (digit windows, regions skipped for short numbers) find exactly
-what Presidio's own phone recognizer finds."""
+"""The phone recognizer's shortcuts (digit windows, regions skipped for short numbers, candidates
+too short for a region not parsed) find exactly what Presidio's own phone recognizer finds."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ PIECES = [
     "2024", "12345", "123456", "1234567", "20417", "0301234", "011 44 20 7946 0958", "00 49 30 123456",
     "0049 30 1234567", "+49 30 1234", "\uff0b44 20 7946 0958", "1 650 253 0000", "(212) 555-0147",
     "03-1234567", "ext. 1234", "v2.4", "10:30", "1-800-555-0199", " ", " ", ", ", "call ", "tel: ", "(", ")",
-    "-", ".", "/", "+", "x", "Order ", "in ", "room ", "\n",
+    "-", ".", "/", "+", "x", "Order ", "in ", "room ", "\n", "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00",
+    "0044", "1111", "(0)", "+1 212 555 0147 ",
 ]  # fmt: skip
 
 
