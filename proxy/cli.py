@@ -1,20 +1,33 @@
-"""The ``privacy-proxy`` command. Thin: parse options, load settings, hand over to proxy.app."""
+"""The ``privacy-proxy`` command. Thin: parse options, load settings, hand over to proxy.app.
+
+Every process the proxy spawns (detector workers, the log process) imports this module again
+(multiprocessing's spawn re-imports the main module): only click is imported at the top, so that a
+detector worker carries no aiohttp, SQLAlchemy or cryptography (~55 MB each), and the log
+commands (storage, SQLAlchemy) are loaded when one of them runs.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from aiohttp import web
-from pydantic import ValidationError
 
-from config import ConfigFileError, Settings, load_settings
 from proxy import log_safety
-from storage.crypto import KeyError_
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from config import Settings
 
 
-def _settings_or_exit(config: str | None, **overrides: object):
+def _settings_or_exit(config: str | None, **overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    from config import ConfigFileError, load_settings
+
     try:
         return load_settings(config, **overrides)
     except ConfigFileError as exc:
@@ -24,7 +37,25 @@ def _settings_or_exit(config: str | None, **overrides: object):
         raise click.ClickException(f"invalid settings: {problems}") from None
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    """A group whose subcommands named in ``lazy`` ("module:attribute") are imported when used
+    (click's documented pattern for lazily loaded subcommands)."""
+
+    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self._lazy:
+            module, _, attribute = self._lazy[name].partition(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, lazy={name: f"proxy.cli_audit:{name}" for name in ("db", "keys", "audit")})
 @click.version_option(package_name="privacy-proxy")
 def main() -> None:
     """privacy-proxy: a privacy gateway for LLM APIs."""
@@ -41,8 +72,8 @@ def serve(upstream: str | None, host: str | None, port: int | None, config: str 
     if not settings.upstream and not settings.upstreams:
         raise click.ClickException("no upstream: pass --upstream URL or set PRIVACY_PROXY_UPSTREAM (or `upstreams`)")
     log_safety.configure(settings.log_level, settings.log_format)
-    # Imported here so that `privacy-proxy --help` stays fast.
     from proxy.app import create_app
+    from storage.crypto import KeyError_
 
     app = create_app(settings)
     logging.getLogger("privacy_proxy").info("forwarding to %s", settings.upstream)
@@ -65,6 +96,9 @@ def check(config: str | None, egress: bool, hosts: tuple[str, ...]) -> None:
     """
     import asyncio
 
+    from pydantic import ValidationError
+
+    from config import ConfigFileError, load_settings
     from proxy.checks import egress_checks, installation_checks
 
     if egress:
@@ -88,17 +122,9 @@ def check(config: str | None, egress: bool, hosts: tuple[str, ...]) -> None:
     sys.exit(1 if failed else 0)
 
 
-def _register_log_commands() -> None:
-    from proxy.cli_audit import audit, db, keys
-
-    for group in (db, keys, audit):
-        main.add_command(group)
-
-
-_register_log_commands()
-
-
 def _run(app: web.Application, settings: Settings) -> None:
+    from aiohttp import web
+
     web.run_app(
         app,
         host=settings.host,
