@@ -265,3 +265,16 @@ async def test_a_corrupt_key_file_is_a_clear_error(tmp_path):
     assert code != 0
     assert "encryption key must be 32 bytes" in err
     assert "Traceback" not in err + out and "c2hvcnQ" not in err + out
+
+
+def test_the_command_module_imports_no_server_or_storage_library():
+    """Every process the proxy spawns imports the console script's module again: a detector worker
+    that also loaded aiohttp, SQLAlchemy and cryptography carried ~55 MB it never used."""
+    import subprocess
+
+    heavy = ("aiohttp", "sqlalchemy", "alembic", "cryptography", "pydantic", "spacy", "presidio_analyzer")
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, proxy.cli; print(' '.join(m.split('.')[0] for m in sys.modules))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert not set(heavy) & set(loaded)
