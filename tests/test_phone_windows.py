@@ -1,5 +1,6 @@
 """The phone recognizer's shortcuts (digit windows, regions skipped for short numbers, candidates
-too short for a region not parsed) find exactly what Presidio's own phone recognizer finds."""
+too short for a region not parsed, numbers with a plus sign parsed once for all regions) find
+exactly what Presidio's own phone recognizer finds."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ PIECES = [
     "0049 30 1234567", "+49 30 1234", "\uff0b44 20 7946 0958", "1 650 253 0000", "(212) 555-0147",
     "03-1234567", "ext. 1234", "v2.4", "10:30", "1-800-555-0199", " ", " ", ", ", "call ", "tel: ", "(", ")",
     "-", ".", "/", "+", "x", "Order ", "in ", "room ", "\n", "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00",
-    "0044", "1111", "(0)", "+1 212 555 0147 ",
+    "0044", "1111", "(0)", "+1 212 555 0147 ", "+00 49 30 123456", "++44 20 7946 0958", "+33 1 42 68 53 00",
 ]  # fmt: skip
 
 
@@ -68,3 +69,13 @@ def test_the_shortest_national_number_is_what_the_metadata_says():
     every += [PhoneMetadata.metadata_for_nongeo_region(code) for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS]
     lengths = [length for metadata in every for length in metadata.general_desc.possible_length if length > 0]
     assert min(lengths) == _SHORTEST_NATIONAL_NUMBER
+
+
+def test_a_plus_sign_without_a_country_code_is_still_read_per_region():
+    """ "+00 49 30 123456": no country code follows the sign, so python-phonenumbers reads the
+    region's call prefix instead (00 in Germany, not in the US): its outcome differs by region."""
+    vanilla = PhoneRecognizer(supported_language="en")
+    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en")
+    text = "fax +00 49 30 123456 or +1 212 555 0147"
+    assert _found(windowed, text) == _found(vanilla, text)
+    assert [(start, end) for _, start, end, _ in _found(windowed, text)] == [(4, 20), (24, 39)]
