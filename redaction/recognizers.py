@@ -6,10 +6,12 @@ the matcher only reads windows around runs of digits (with margins, so its check
 characters around a number see the same text); prose without digits costs nothing. And a window
 with too few digits to be a valid number of a region skips that region's matcher: "order 20417"
 or "in 2024" is read for Germany (numbers from 4 digits) and not for the seven other regions.
-Inside a window, the same holds for each candidate the matcher parses: a card number's groups
-("4111", "0044") are not parsed for the regions whose numbers are longer, and a number written
-with a plus sign and a country code is parsed once, not once per region (a 200 B prompt with a
-phone, a card and an IBAN: 7.4 -> 2.6 ms).
+Letters count as digits here, since python-phonenumbers reads a candidate with three letters as
+a keypad number (an extension label's: "352int.1"). Inside a window, the same holds for each
+candidate the matcher parses: a card number's groups ("4111", "0044") are not parsed for the
+regions whose numbers are longer, and a number written with a plus sign and a country code is
+parsed once, not once per region (a 200 B prompt with a phone, a card and an IBAN: 7.4 -> 2.6
+ms).
 
 Presidio's URL recognizer tries four long patterns (hundreds of top-level domains) at every
 position: ~1.4 ms for 2 KB. Every URL they match has a dot followed by a top-level domain, which
@@ -36,43 +38,82 @@ if TYPE_CHECKING:
 # digits, possibly separated by the characters phone numbers are written with
 # (the separators python-phonenumbers accepts: its punctuation, dashes and tildes included)
 _DIGIT_RUN = re.compile(r"\d(?:[\d\s().\-/+~\[\]x\u2010-\u2015\u2212\u30fc\uff0d\u00ad\u200b\u2060\u3000]{0,4}\d)*")
+# the letters right after a run: an extension label ("ext", "int", "anexo"...), which
+# python-phonenumbers reads as keypad digits when a candidate holds three letters ("41 31456int.1")
+_LABEL_AFTER_RUN = re.compile(r"[ \u00a0\t,]*(?:[^\W\d_]|[\u0300-\u036f]){1,12}")
+_ALNUM = re.compile(r"[^\W_]")  # what python-phonenumbers may read as a digit: digits and letters
 MARGIN = 24  # characters kept on each side of a run
-# the fewest digits of a valid number in Presidio's default regions (US, GB, DE, FR, IL, IN, CA,
-# BR): 4, in Germany; shorter runs ("room 4.12", "10:30") cannot be phone numbers
-MIN_DIGITS = 4
 PLUS_SIGNS = ("+", "\uff0b")  # the plus signs python-phonenumbers reads as "international"
-_DECIMAL = re.compile(r"\d")  # the digits python-phonenumbers normalises (Unicode Nd)
 
 
 @functools.cache
 def fewest_digits(region: str) -> int:
     """The fewest digits a window needs, without a plus sign, for the ``region`` matcher to find a
     valid number in it (python-phonenumbers' own metadata). Written nationally, the number's
-    national part has at most the window's digits and must have a length some region of its
-    country code accepts; written with the region's international call prefix (011, 00...), the
-    prefix, a country code and the shortest national number anywhere (4) must fit. An unknown
-    region reads only numbers with a plus sign."""
+    national part, after the region's prefix transform (which may add digits: "0549" in San
+    Marino), must have a length some region of its country code accepts; written with the region's
+    international call prefix (011, 00...), the prefix, a country code and the shortest national
+    input anywhere must fit. An unknown region reads only numbers with a plus sign."""
     import phonenumbers
     from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
     metadata = PhoneMetadata.metadata_for_region(region)
     if metadata is None:
         return sys.maxsize
-    siblings = COUNTRY_CODE_TO_REGION_CODE.get(phonenumbers.country_code_for_region(region), (region,))
-    lengths = [
-        length
-        for sibling in siblings
-        if (sibling_metadata := PhoneMetadata.metadata_for_region(sibling)) is not None
-        for length in sibling_metadata.general_desc.possible_length
-        if length > 0
-    ]
-    national = min(lengths, default=1)
+    code = phonenumbers.country_code_for_region(region)
+    national = _shortest_length(COUNTRY_CODE_TO_REGION_CODE.get(code, (region,)), code) - _digits_added(metadata)
     prefix = metadata.international_prefix
-    international = (_min_width(prefix) if prefix else 0) + 1 + _SHORTEST_NATIONAL_NUMBER
-    return min(national, international)
+    international = (_min_width(prefix) if prefix else 0) + 1 + shortest_national_input()
+    return max(1, min(national, international))
 
 
-_SHORTEST_NATIONAL_NUMBER = 4  # the least possible length in all of python-phonenumbers' metadata
+@functools.cache
+def shortest_national_input() -> int:
+    """The fewest digits after a country code that any number, anywhere, can be written with: the
+    shortest length its country code's regions accept, less what the country's prefix transform
+    adds (4, in Germany and a few others)."""
+    import phonenumbers
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    return min(
+        _shortest_length(regions, code) - _digits_added(_metadata_for_code(code))
+        for code, regions in COUNTRY_CODE_TO_REGION_CODE.items()
+        if phonenumbers.region_code_for_country_code(code) != "ZZ"
+    )
+
+
+def _metadata_for_code(code: int):  # type: ignore[no-untyped-def]
+    """The metadata python-phonenumbers parses a country code's national numbers with."""
+    import phonenumbers
+    from phonenumbers import PhoneMetadata
+
+    main = phonenumbers.region_code_for_country_code(code)
+    if main == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+        return PhoneMetadata.metadata_for_nongeo_region(code)
+    return PhoneMetadata.metadata_for_region(main)
+
+
+def _shortest_length(regions: tuple[str, ...], code: int) -> int:
+    """The shortest national number length any of a country code's regions accepts."""
+    from phonenumbers import PhoneMetadata
+
+    every = [PhoneMetadata.metadata_for_region(region) for region in regions]
+    every.append(PhoneMetadata.metadata_for_nongeo_region(code))
+    lengths = [n for metadata in every if metadata is not None for n in metadata.general_desc.possible_length if n > 0]
+    return min(lengths, default=1)
+
+
+def _digits_added(metadata: object) -> int:
+    """At most how many digits the metadata's national prefix transform adds to a number: its
+    literal digits (what it keeps of the number, its group references, was in the number)."""
+    rule = getattr(metadata, "national_prefix_transform_rule", None) or ""
+    return len(re.findall(r"\d", re.sub(r"\\\d", "", rule)))
+
+
+def fewest_for_any(regions: tuple[str, ...]) -> int:
+    """The fewest digits (and letters) a valid number of any of ``regions`` has, written with or
+    without a plus sign: less, and a stretch of text holds no phone number for them."""
+    return min((1 + shortest_national_input(), *(fewest_digits(region) for region in regions)))
 
 
 def _min_width(pattern: str) -> int:
@@ -80,13 +121,29 @@ def _min_width(pattern: str) -> int:
     return re._parser.parse(pattern).getwidth()[0]  # type: ignore[attr-defined]
 
 
-def digit_windows(text: str, margin: int = MARGIN) -> list[tuple[int, int]]:
-    """Merged (start, end) windows around every run of MIN_DIGITS or more digits."""
+def _runs(text: str) -> Iterator[tuple[int, int, int]]:
+    """(start, end, weight) of every run of digits with the letters of a label right after it; the
+    weight counts what python-phonenumbers may read as digits there (digits, and letters)."""
+    for run in _DIGIT_RUN.finditer(text):
+        end, weight = run.end(), len(_ALNUM.findall(run.group(0)))
+        label = _LABEL_AFTER_RUN.match(text, end)
+        if label is not None:
+            end, weight = label.end(), weight + len(_ALNUM.findall(label.group(0)))
+        yield run.start(), end, weight
+
+
+def window_weight(window: str) -> int:
+    """What a window holds that python-phonenumbers may read as digits: no number in it is longer."""
+    return sum(weight for _, _, weight in _runs(window))
+
+
+def digit_windows(text: str, fewest: int, margin: int = MARGIN) -> list[tuple[int, int]]:
+    """Merged (start, end) windows around every run that may hold ``fewest`` digits or more."""
     windows: list[tuple[int, int]] = []
-    for match in _DIGIT_RUN.finditer(text):
-        if sum(char.isdigit() for char in match.group(0)) < MIN_DIGITS:
+    for run_start, run_end, weight in _runs(text):
+        if weight < fewest:
             continue
-        start, end = max(0, match.start() - margin), min(len(text), match.end() + margin)
+        start, end = max(0, run_start - margin), min(len(text), run_end + margin)
         if windows and start <= windows[-1][1]:
             windows[-1] = (windows[-1][0], max(windows[-1][1], end))
         else:
@@ -101,13 +158,15 @@ def windowed_phone_recognizer(base):
         def analyze(
             self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
         ) -> list[RecognizerResult]:
+            if self.leniency < _VALID:  # the premises hold for valid numbers, not merely possible ones
+                return super().analyze(text, entities, nlp_artifacts)
             results = []
-            for start, end in digit_windows(text):
+            for start, end in digit_windows(text, fewest_for_any(tuple(self.supported_regions))):
                 window = text[start:end]
                 regions = self.supported_regions
                 if not any(sign in window for sign in PLUS_SIGNS):
-                    digits = len(_DECIMAL.findall(window))
-                    regions = tuple(r for r in regions if digits >= fewest_digits(r))
+                    weight = window_weight(window)
+                    regions = tuple(r for r in regions if weight >= fewest_digits(r))
                 for result in self._analyze_window(window, regions):
                     result.start += start
                     result.end += start
@@ -134,6 +193,7 @@ def windowed_phone_recognizer(base):
 
 
 _UNSEEN, _PER_REGION = object(), object()
+_VALID = 1  # python-phonenumbers' Leniency.VALID, Presidio's default
 
 
 @functools.cache
@@ -142,9 +202,10 @@ def _pruning_matcher() -> type:
     when that fails, the groups inside it): ~35-100 us each, eight regions per window. Two kinds of
     candidate are not parsed again and again, with the same outcome:
 
-    - without a plus sign and with fewer digits than ``fewest_digits(region)``: it cannot be a
-      valid number there and fails at once, as parsing would have made it fail (the matcher never
-      reads letters as digits: "1-800-FLOWERS" is not matched);
+    - without a plus sign and with fewer digits and letters than ``fewest_digits(region)``: it
+      cannot be a valid number there and fails at once, as parsing would have made it fail (the
+      letters count: a candidate with three letters, an extension label's "int" in
+      "41 31456int.1", is read as a keypad number);
     - beginning with a plus sign followed by a country code: the number and its checks are the
       same for every region (a region's call prefix is read only when no country code follows the
       sign, as in "+00 49 ..."), so the first region's outcome is shared with the others.
@@ -166,7 +227,7 @@ def _pruning_matcher() -> type:
                 elif outcome is _PER_REGION:
                     outcome = super()._parse_and_verify(candidate, offset)
                 return outcome
-            if not any(sign in candidate for sign in PLUS_SIGNS) and len(_DECIMAL.findall(candidate)) < fewest_digits(
+            if not any(sign in candidate for sign in PLUS_SIGNS) and len(_ALNUM.findall(candidate)) < fewest_digits(
                 self.preferred_region
             ):
                 return None

@@ -11,7 +11,7 @@ import pytest
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-from redaction.recognizers import _SHORTEST_NATIONAL_NUMBER, fewest_digits, windowed_phone_recognizer
+from redaction.recognizers import fewest_digits, shortest_national_input, windowed_phone_recognizer
 
 REGIONS = PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS
 
@@ -36,6 +36,8 @@ PIECES = [
     "03-1234567", "ext. 1234", "v2.4", "10:30", "1-800-555-0199", " ", " ", ", ", "call ", "tel: ", "(", ")",
     "-", ".", "/", "+", "x", "Order ", "in ", "room ", "\n", "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00",
     "0044", "1111", "(0)", "+1 212 555 0147 ", "+00 49 30 123456", "++44 20 7946 0958", "+33 1 42 68 53 00",
+    "int.1", "41 31456int.1", "352int.1", " ext.", "int", "ext 5", "extn", "anexo", "Ext. 7", "1x2x3x4", "flowers",
+    "41 31456", "352", "12", "\u017f", "\u0131",
 ]  # fmt: skip
 
 
@@ -64,11 +66,44 @@ def test_a_short_number_is_read_for_the_regions_whose_numbers_can_be_that_short(
     assert fewest_digits("ZZ") > 100  # an unknown region reads numbers with a plus sign only
 
 
-def test_the_shortest_national_number_is_what_the_metadata_says():
+def test_the_shortest_national_input_is_what_the_metadata_says():
     every = [PhoneMetadata.metadata_for_region(region) for region in phonenumbers.SUPPORTED_REGIONS]
     every += [PhoneMetadata.metadata_for_nongeo_region(code) for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS]
     lengths = [length for metadata in every for length in metadata.general_desc.possible_length if length > 0]
-    assert min(lengths) == _SHORTEST_NATIONAL_NUMBER
+    assert shortest_national_input() == min(lengths) == 4
+
+
+@pytest.mark.parametrize(
+    ("region", "text"),
+    [("SM", "call 891234 today"), ("AG", "call 460-1234 today"), ("NF", "call 06609 x")],
+)
+def test_a_region_whose_prefix_transform_adds_digits_reads_its_shorter_numbers(region: str, text: str):
+    """San Marino's "891234" is "0549 891234" once its prefix transform adds "0549": a number
+    shorter than any length the metadata lists, which the windows and skipped regions must read."""
+    vanilla = PhoneRecognizer(supported_language="en", supported_regions=(region,))
+    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en", supported_regions=(region,))
+    expected = _found(vanilla, text)
+    assert expected  # python-phonenumbers does find it
+    assert _found(windowed, text) == expected
+
+
+@pytest.mark.parametrize("text", ["call 41 31456int.1 now", "call 352int.1 now", "call 41 31456 INT.1 now"])
+def test_letters_that_python_phonenumbers_reads_as_keypad_digits_count(text: str):
+    """Three letters in a candidate (an extension label's) make it a keypad number: "352int"
+    is 352468, a German number, though it has only three digits."""
+    vanilla = PhoneRecognizer(supported_language="en")
+    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en")
+    expected = _found(vanilla, text)
+    assert expected
+    assert _found(windowed, text) == expected
+
+
+def test_a_lenient_recognizer_reads_the_whole_text():
+    """Merely possible numbers (leniency 0) may be shorter than any valid one: Presidio's own way."""
+    vanilla = PhoneRecognizer(supported_language="en", leniency=0)
+    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en", leniency=0)
+    text = "dial 555 0147 or 12 34 56"
+    assert _found(windowed, text) == _found(vanilla, text)
 
 
 def test_a_plus_sign_without_a_country_code_is_still_read_per_region():
