@@ -51,7 +51,10 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self._lazy:
             module, _, attribute = self._lazy[name].partition(":")
-            return getattr(importlib.import_module(module), attribute)
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self._lazy[name]} is not a click command")
+            return command
         return super().get_command(ctx, name)
 
 
