@@ -38,9 +38,6 @@ if TYPE_CHECKING:
 # digits, possibly separated by the characters phone numbers are written with
 # (the separators python-phonenumbers accepts: its punctuation, dashes and tildes included)
 _DIGIT_RUN = re.compile(r"\d(?:[\d\s().\-/+~\[\]x\u2010-\u2015\u2212\u30fc\uff0d\u00ad\u200b\u2060\u3000]{0,4}\d)*")
-# the letters right after a run: an extension label ("ext", "int", "anexo"...), which
-# python-phonenumbers reads as keypad digits when a candidate holds three letters ("41 31456int.1")
-_LABEL_AFTER_RUN = re.compile(r"[ \u00a0\t,]*(?:[^\W\d_]|[\u0300-\u036f]){1,12}")
 _ALNUM = re.compile(r"[^\W_]")  # what python-phonenumbers may read as a digit: digits and letters
 MARGIN = 24  # characters kept on each side of a run
 PLUS_SIGNS = ("+", "\uff0b")  # the plus signs python-phonenumbers reads as "international"
@@ -121,12 +118,25 @@ def _min_width(pattern: str) -> int:
     return re._parser.parse(pattern).getwidth()[0]  # type: ignore[attr-defined]
 
 
+@functools.cache
+def _extension() -> re.Pattern[str]:
+    """What python-phonenumbers' matcher takes, right after a number, as its extension: its label
+    ("ext", "int", "anexo"...) is the only place a candidate holds letters besides "x", and three
+    letters make python-phonenumbers read the candidate as a keypad number ("352int.1")."""
+    from phonenumbers import phonenumberutil
+
+    pattern = getattr(phonenumberutil, "_EXTN_PATTERNS_FOR_MATCHING", None)
+    if not isinstance(pattern, str):  # another version: any letters after a number may count
+        return re.compile(r"[^\w\n]{0,4}[^\W_]+")
+    return re.compile(pattern, getattr(phonenumberutil, "_REGEX_FLAGS", re.UNICODE | re.IGNORECASE))
+
+
 def _runs(text: str) -> Iterator[tuple[int, int, int]]:
-    """(start, end, weight) of every run of digits with the letters of a label right after it; the
-    weight counts what python-phonenumbers may read as digits there (digits, and letters)."""
+    """(start, end, weight) of every run of digits with the extension right after it; the weight
+    counts what python-phonenumbers may read as digits there (digits, and letters)."""
     for run in _DIGIT_RUN.finditer(text):
         end, weight = run.end(), len(_ALNUM.findall(run.group(0)))
-        label = _LABEL_AFTER_RUN.match(text, end)
+        label = _extension().match(text, end)
         if label is not None:
             end, weight = label.end(), weight + len(_ALNUM.findall(label.group(0)))
         yield run.start(), end, weight
