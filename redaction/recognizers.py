@@ -134,12 +134,14 @@ def _extension() -> re.Pattern[str]:
 def _runs(text: str) -> Iterator[tuple[int, int, int]]:
     """(start, end, weight) of every run of digits with the extension right after it; the weight
     counts what python-phonenumbers may read as digits there (digits, and letters)."""
-    for run in _DIGIT_RUN.finditer(text):
+    position = 0
+    while (run := _DIGIT_RUN.search(text, position)) is not None:
         end, weight = run.end(), len(_ALNUM.findall(run.group(0)))
-        label = _extension().match(text, end)
-        if label is not None:
-            end, weight = label.end(), weight + len(_ALNUM.findall(label.group(0)))
+        extension = _extension().match(text, end)
+        if extension is not None:  # its digits are counted here, not again as a run of their own
+            end, weight = extension.end(), weight + len(_ALNUM.findall(extension.group(0)))
         yield run.start(), end, weight
+        position = end
 
 
 def window_weight(window: str) -> int:

@@ -114,3 +114,26 @@ def test_a_plus_sign_without_a_country_code_is_still_read_per_region():
     text = "fax +00 49 30 123456 or +1 212 555 0147"
     assert _found(windowed, text) == _found(vanilla, text)
     assert [(start, end) for _, start, end, _ in _found(windowed, text)] == [(4, 20), (24, 39)]
+
+
+@pytest.mark.parametrize(
+    ("text", "regions"),
+    [
+        ("the order 20417 shipped with boxes", ("DE",)),  # words after numbers are no extension
+        ("call 35int.1 now", ("DE",)),  # "int" and its digit: 2 + 3 + 1 may be read as digits
+        ("no digits at all, only prose", ()),
+        ("dial 0301234567 today", tuple(REGIONS)),
+    ],
+)
+def test_a_window_is_read_only_for_the_regions_whose_numbers_fit_in_it(text: str, regions: tuple, monkeypatch):
+    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en")
+    read: list[str] = []
+    original = type(windowed)._analyze_window
+
+    def spy(self, window: str, window_regions: tuple[str, ...]):
+        read.extend(window_regions)
+        return original(self, window, window_regions)
+
+    monkeypatch.setattr(type(windowed), "_analyze_window", spy)
+    windowed.analyze(text, ["PHONE_NUMBER"], None)
+    assert sorted(set(read)) == sorted(regions)
