@@ -25,6 +25,7 @@ reads that premise from each pattern and leaves any other recognizer alone).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import sys
@@ -35,9 +36,9 @@ if TYPE_CHECKING:
     from presidio_analyzer import RecognizerResult
     from presidio_analyzer.nlp_engine import NlpArtifacts
 
-# digits, possibly separated by the characters phone numbers are written with
-# (the separators python-phonenumbers accepts: its punctuation, dashes and tildes included)
-_DIGIT_RUN = re.compile(r"\d(?:[\d\s().\-/+~\[\]x\u2010-\u2015\u2212\u30fc\uff0d\u00ad\u200b\u2060\u3000]{0,4}\d)*")
+# what python-phonenumbers' matcher may read before a number's first digit: up to two opening
+# brackets or plus signs, each followed by up to four separators
+_LEAD = 10
 _ALNUM = re.compile(r"[^\W_]")  # what python-phonenumbers may read as a digit: digits and letters
 MARGIN = 24  # characters kept on each side of a run
 PLUS_SIGNS = ("+", "\uff0b")  # the plus signs python-phonenumbers reads as "international"
@@ -131,11 +132,25 @@ def _extension() -> re.Pattern[str]:
     return re.compile(pattern, getattr(phonenumberutil, "_REGEX_FLAGS", re.UNICODE | re.IGNORECASE))
 
 
+@functools.cache
+def _digit_run() -> re.Pattern[str]:
+    """Digits, possibly separated by up to four of the characters python-phonenumbers' matcher
+    reads between a number's digit groups (its own punctuation, read case-insensitively as it
+    does: fullwidth slashes, swung dashes, "X"...), spaces and plus signs."""
+    from phonenumbers import phonenumberutil
+
+    punctuation = getattr(phonenumberutil, "_VALID_PUNCTUATION", None)
+    if not isinstance(punctuation, str):  # another version: anything but letters and digits
+        return re.compile(r"\d(?:[\W_xX]{0,4}\d)*")
+    # its punctuation first, as python-phonenumbers writes the class (a leading "-" is literal)
+    return re.compile(r"\d(?:[" + punctuation + r"\s+]{0,4}\d)*", re.IGNORECASE)
+
+
 def _runs(text: str) -> Iterator[tuple[int, int, int]]:
     """(start, end, weight) of every run of digits with the extension right after it; the weight
     counts what python-phonenumbers may read as digits there (digits, and letters)."""
     position = 0
-    while (run := _DIGIT_RUN.search(text, position)) is not None:
+    while (run := _digit_run().search(text, position)) is not None:
         end, weight = run.end(), len(_ALNUM.findall(run.group(0)))
         extension = _extension().match(text, end)
         if extension is not None:  # its digits are counted here, not again as a run of their own
@@ -150,21 +165,45 @@ def window_weight(window: str) -> int:
 
 
 def digit_windows(text: str, fewest: int, margin: int = MARGIN) -> list[tuple[int, int]]:
-    """Merged (start, end) windows around every run that may hold ``fewest`` digits or more."""
+    """Merged (start, end) windows around every run that may hold ``fewest`` digits or more.
+
+    A window never begins inside what the matcher may read as one candidate, a run with its lead
+    and its extension, however short: an extension's spaces are unbounded, so in "7#" + 24 spaces
+    + "0 20 7946 0958" the matcher reads "7#...0" as one candidate, and a window beginning in its
+    spaces would read "0 20 7946 0958" as a number of its own. Its end needs no such care: a run
+    too short to be a number, cut, is shorter still."""
+    spans = list(_runs(text))
+    starts = [span_start for span_start, _, _ in spans]
     windows: list[tuple[int, int]] = []
-    for run_start, run_end, weight in _runs(text):
+    for run_start, run_end, weight in spans:
         if weight < fewest:
             continue
-        start, end = max(0, run_start - margin), min(len(text), run_end + margin)
-        if windows and start <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], max(windows[-1][1], end))
-        else:
-            windows.append((start, end))
+        start = _before_candidates(spans, starts, max(0, run_start - margin), margin)
+        end = min(len(text), run_end + margin)
+        while windows and start <= windows[-1][1]:  # a start moved back may reach earlier windows
+            previous_start, previous_end = windows.pop()
+            start, end = min(start, previous_start), max(end, previous_end)
+        windows.append((start, end))
     return windows
 
 
+def _before_candidates(spans: list[tuple[int, int, int]], starts: list[int], start: int, margin: int) -> int:
+    """``start``, moved back before (by ``margin``) every span it falls inside or in the lead of."""
+    while (index := bisect.bisect_left(starts, start + _LEAD) - 1) >= 0:
+        span_start, span_end, _ = spans[index]
+        moved = max(0, span_start - margin)
+        if start >= span_end or moved >= start:
+            break
+        start = moved
+    return start
+
+
 def windowed_phone_recognizer(base):
-    """A subclass of Presidio's PhoneRecognizer (``base``) that reads only digit windows."""
+    """A subclass of Presidio's PhoneRecognizer (``base``) that reads only digit windows.
+
+    Its findings are Presidio's, with one difference, on the safe side: python-phonenumbers'
+    matcher gives up after 65,535 failed candidates in a text (per region), and each window
+    starts that count afresh, so a number after that many digit groups is still found."""
 
     class WindowedPhoneRecognizer(base):
         def analyze(

@@ -137,3 +137,24 @@ def test_a_window_is_read_only_for_the_regions_whose_numbers_fit_in_it(text: str
     monkeypatch.setattr(type(windowed), "_analyze_window", spy)
     windowed.analyze(text, ["PHONE_NUMBER"], None)
     assert sorted(set(read)) == sorted(regions)
+
+
+@pytest.mark.parametrize(
+    ("text", "regions"),
+    [
+        ("tel 06\uff0f12\uff0f34\uff0f56\uff0f78 ok", ("FR",)),  # fullwidth slashes between the groups
+        ("call 20\u223c15\u223c55\u223c01\u223c23 now", REGIONS),  # tilde operators
+        ("\uff12\uff10\uff0f\uff11\uff15\uff0f\uff15\uff15\uff0f\uff10\uff11\uff0f\uff12\uff13", ("FR", "US")),
+        ("7#" + " " * 24 + "0 20 7946 0958", ("GB",)),  # "7#...0" is one candidate: "0" is its extension
+        ("Room 7 x" + " " * 24 + "0 20 7946 0958", ("GB",)),
+        ("7 ~" + " " * 24 + "1 201 555 0123", ("US",)),
+        ("1 x" + " " * 30 + "0 30 123456", REGIONS),
+    ],
+)
+def test_separators_and_extensions_are_read_as_python_phonenumbers_reads_them(text: str, regions: tuple):
+    """Found by fuzzing: a run cut by separators python-phonenumbers accepts (its punctuation, read
+    case-insensitively) got no window; a window beginning in an extension's spaces read a number
+    that, over the whole text, the extension had swallowed the first digit of."""
+    vanilla = PhoneRecognizer(supported_language="en", supported_regions=regions)
+    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en", supported_regions=regions)
+    assert _found(windowed, text) == _found(vanilla, text)
