@@ -108,6 +108,7 @@ def _digits_added(metadata: object) -> int:
     return len(re.findall(r"\d", re.sub(r"\\\d", "", rule)))
 
 
+@functools.cache
 def fewest_for_any(regions: tuple[str, ...]) -> int:
     """The fewest digits (and letters) a valid number of any of ``regions`` has, written with or
     without a plus sign: less, and a stretch of text holds no phone number for them."""

@@ -41,6 +41,12 @@ PIECES = [
 ]  # fmt: skip
 
 
+def _both(**settings: object) -> tuple[PhoneRecognizer, PhoneRecognizer]:
+    """Presidio's phone recognizer and the windowed one, with the same settings."""
+    settings = {"supported_language": "en", **settings}
+    return PhoneRecognizer(**settings), windowed_phone_recognizer(PhoneRecognizer)(**settings)
+
+
 def _found(recognizer: PhoneRecognizer, text: str) -> list[tuple]:
     results = recognizer.analyze(text, ["PHONE_NUMBER"], None)
     return sorted((r.entity_type, r.start, r.end, r.score) for r in results)
@@ -48,8 +54,7 @@ def _found(recognizer: PhoneRecognizer, text: str) -> list[tuple]:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_windows_and_skipped_regions_find_what_presidio_finds(seed: int):
-    vanilla = PhoneRecognizer(supported_language="en")
-    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en")
+    vanilla, windowed = _both()
     rng = random.Random(seed)
     found_any = 0
     for _ in range(150):
@@ -80,8 +85,7 @@ def test_the_shortest_national_input_is_what_the_metadata_says():
 def test_a_region_whose_prefix_transform_adds_digits_reads_its_shorter_numbers(region: str, text: str):
     """San Marino's "891234" is "0549 891234" once its prefix transform adds "0549": a number
     shorter than any length the metadata lists, which the windows and skipped regions must read."""
-    vanilla = PhoneRecognizer(supported_language="en", supported_regions=(region,))
-    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en", supported_regions=(region,))
+    vanilla, windowed = _both(supported_regions=(region,))
     expected = _found(vanilla, text)
     assert expected  # python-phonenumbers does find it
     assert _found(windowed, text) == expected
@@ -91,8 +95,7 @@ def test_a_region_whose_prefix_transform_adds_digits_reads_its_shorter_numbers(r
 def test_letters_that_python_phonenumbers_reads_as_keypad_digits_count(text: str):
     """Three letters in a candidate (an extension label's) make it a keypad number: "352int"
     is 352468, a German number, though it has only three digits."""
-    vanilla = PhoneRecognizer(supported_language="en")
-    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en")
+    vanilla, windowed = _both()
     expected = _found(vanilla, text)
     assert expected
     assert _found(windowed, text) == expected
@@ -100,8 +103,7 @@ def test_letters_that_python_phonenumbers_reads_as_keypad_digits_count(text: str
 
 def test_a_lenient_recognizer_reads_the_whole_text():
     """Merely possible numbers (leniency 0) may be shorter than any valid one: Presidio's own way."""
-    vanilla = PhoneRecognizer(supported_language="en", leniency=0)
-    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en", leniency=0)
+    vanilla, windowed = _both(leniency=0)
     text = "dial 555 0147 or 12 34 56"
     assert _found(windowed, text) == _found(vanilla, text)
 
@@ -109,8 +111,7 @@ def test_a_lenient_recognizer_reads_the_whole_text():
 def test_a_plus_sign_without_a_country_code_is_still_read_per_region():
     """ "+00 49 30 123456": no country code follows the sign, so python-phonenumbers reads the
     region's call prefix instead (00 in Germany, not in the US): its outcome differs by region."""
-    vanilla = PhoneRecognizer(supported_language="en")
-    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en")
+    vanilla, windowed = _both()
     text = "fax +00 49 30 123456 or +1 212 555 0147"
     assert _found(windowed, text) == _found(vanilla, text)
     assert [(start, end) for _, start, end, _ in _found(windowed, text)] == [(4, 20), (24, 39)]
@@ -155,6 +156,5 @@ def test_separators_and_extensions_are_read_as_python_phonenumbers_reads_them(te
     """Found by fuzzing: a run cut by separators python-phonenumbers accepts (its punctuation, read
     case-insensitively) got no window; a window beginning in an extension's spaces read a number
     that, over the whole text, the extension had swallowed the first digit of."""
-    vanilla = PhoneRecognizer(supported_language="en", supported_regions=regions)
-    windowed = windowed_phone_recognizer(PhoneRecognizer)(supported_language="en", supported_regions=regions)
+    vanilla, windowed = _both(supported_regions=regions)
     assert _found(windowed, text) == _found(vanilla, text)
