@@ -26,6 +26,10 @@ class DropExceptionDetails(logging.Filter):
         return True
 
 
+# libraries whose INFO lines describe their own internals (alembic 1.17+ lists every plugin it
+# loads when the storage layer imports it): shown only at log_level DEBUG
+QUIET_LIBRARIES = ("alembic",)
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -42,6 +46,9 @@ def configure(level: str, log_format: str) -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for library in QUIET_LIBRARIES:
+            logging.getLogger(library).setLevel(logging.WARNING)
     install()
 
 

@@ -99,7 +99,6 @@ async def upgrade_schema(engine: AsyncEngine) -> None:
         _check_not_legacy(connection)
         command.upgrade(_alembic_config(connection), "head")
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines describe SQLAlchemy internals
     before = await schema_revision(engine)
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)

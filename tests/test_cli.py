@@ -166,6 +166,7 @@ async def test_serve_defaults_answers_and_drains_on_sigterm(upstream, tmp_path):
         assert key_file.is_file() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
         warning = [line for line in server.stderr.splitlines() if str(key_file.resolve()) in line]
         assert warning and "WARNING" in warning[0]
+        assert not [line for line in server.stderr.splitlines() if " alembic." in line]  # no library chatter
 
         # SIGTERM with a stream in flight: it is drained, not cut
         arrived, gate = asyncio.Event(), asyncio.Event()

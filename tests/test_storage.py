@@ -1,5 +1,7 @@
 import asyncio
 import base64
+import errno
+import itertools
 import logging
 import os
 import sqlite3
@@ -176,6 +178,41 @@ def test_load_keyring_generates_a_0600_key_file_once(tmp_path: Path, caplog: pyt
     assert second == first
     assert key_file.read_text().strip() == key_text
     assert caplog.text == ""
+
+
+def test_replicas_starting_together_agree_on_one_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A second replica that looks while the first is creating the key file must neither find it
+    half written nor replace it: both end up with the same, complete key."""
+    import storage.keys
+
+    key_file = tmp_path / "log.key"
+    make_key = storage.keys.new_key_text
+    seen_by_second: list = []
+    calls = itertools.count()
+
+    def first_replicas_key() -> str:
+        if next(calls) == 0:  # the second replica starts (and finishes) in the middle
+            seen_by_second.append(load_keyring(None, key_file))
+        return make_key()
+
+    monkeypatch.setattr(storage.keys, "new_key_text", first_replicas_key)
+    first = load_keyring(None, key_file)
+    assert first == seen_by_second[0]
+    assert decode_key(key_file.read_text().strip()) == first.keys[first.active_id]
+    assert [p.name for p in tmp_path.iterdir()] == ["log.key"]  # no temporary file left behind
+
+
+def test_key_file_on_a_file_system_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    def refuse(*_args: object) -> None:
+        raise PermissionError(errno.EPERM, "hard links not supported")
+
+    monkeypatch.setattr(os, "link", refuse)
+    key_file = tmp_path / "log.key"
+    keyring = load_keyring(None, key_file)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert decode_key(key_file.read_text().strip()) == keyring.keys[keyring.active_id]
+    assert load_keyring(None, key_file) == keyring
+    assert [p.name for p in tmp_path.iterdir()] == ["log.key"]
 
 
 def test_load_keyring_prefers_the_configured_key(tmp_path: Path):
