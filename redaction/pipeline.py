@@ -78,7 +78,9 @@ class Redactor:
                 raise TooMuchText(f"the request holds more than {self.max_chars} characters of text to inspect")
             mapping = PlaceholderMap(reserved=placeholders_in(fields.texts), store=store, continues=continues)
             spans = await self.detector.analyze(fields.texts)
-            fields.write_back(self.pseudonymizer.apply(fields.texts, spans, mapping))
+            forwarded = self.pseudonymizer.apply(fields.texts, spans, mapping)
+            fields.write_back(forwarded)
+            mapping.forwarded_texts = forwarded
         except RedactionError:
             raise
         except RecursionError:

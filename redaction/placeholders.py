@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, KeysView
+from collections.abc import Callable, Iterable, KeysView, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from redaction.response_guard import ResponsePolicy
+    from redaction.response_guard import CallerValues, ResponsePolicy
 
 PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
 
@@ -161,6 +161,9 @@ class PlaceholderMap:
         self._assigned: dict[str, None] = {}  # placeholders this exchange's request uses, in order
         self._restored: dict[str, None] = {}  # placeholders restored in its answer
         self._prefixes: frozenset[str] | None = None
+        self._caller_values: CallerValues | None = None
+        # the request's texts as forwarded: values left in them are the caller's own too
+        self.forwarded_texts: Sequence[str] = ()
         self.response_id: str | None = None  # the upstream's id of this answer (Responses API)
         # what to do with personal data in the answer that the caller did not send
         self.response_policy: ResponsePolicy | None = None
@@ -175,6 +178,7 @@ class PlaceholderMap:
             stored = self._store.original(placeholder)
             self._entries[placeholder] = (stored if stored is not None else value, self._store.entity_type(placeholder))
             self._prefixes = None
+            self._caller_values = None
         self._assigned[placeholder] = None
         self._store.touch(placeholder)
         return placeholder
@@ -198,9 +202,13 @@ class PlaceholderMap:
         """Known values (the client's, across requests) whose first word is ``token``."""
         return self._store.values_starting_with(token)
 
-    def caller_values(self) -> list[str]:
+    def caller_values(self) -> CallerValues:
         """Values the caller sent (this exchange's): the model may write them out as they are."""
-        return [value for value, _type in self._entries.values()]
+        from redaction.response_guard import CallerValues  # the guard reads placeholders: imported late
+
+        if self._caller_values is None:
+            self._caller_values = CallerValues((value for value, _type in self._entries.values()), self.forwarded_texts)
+        return self._caller_values
 
     def request_values(self) -> list[str]:
         """The values this exchange's request contained."""

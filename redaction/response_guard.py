@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "IP_ADDRESS": re.compile(_IPV4),
 }
 STRUCTURED_TYPES = tuple(PATTERNS)
+_ALL_PATTERNS = tuple(PATTERNS.items())
 # Python's re tries these patterns at every position of the text (~1 ms for 2 KB, all six):
 # they only run where they can match. Card, SSN, phone and IPv4 matches are digits with at most
 # two other characters between digit runs ("+1 (212) 555"), starting at most one character
@@ -183,33 +184,78 @@ class Finding:
     entity_type: str
 
 
+class CallerValues:
+    """The values the caller sent, which the model may write out as they are.
+
+    Those the detector found come back through their placeholders. A structured value the request
+    carried as it was (detection off, or one the detector did not report) went to the provider
+    anyway and is the caller's own: the model repeating it is no leak, so it passes too. The
+    request's texts are searched for such values only when an answer holds a candidate, and once
+    per exchange.
+    """
+
+    __slots__ = ("_detected", "_forwarded", "_keys", "_values")
+
+    def __init__(self, detected: Iterable[str] = (), forwarded: Sequence[str] = ()) -> None:
+        self._detected = tuple(detected)
+        self._forwarded = forwarded
+        self._values: tuple[str, ...] | None = None
+        self._keys: frozenset[str] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        if self._values is None:
+            unredacted = (value for text in self._forwarded for value in _structured_values(text))
+            self._values = (*self._detected, *unredacted)
+        return iter(self._values)
+
+    def comparable_keys(self) -> frozenset[str]:
+        """The values as compared with an answer's (``_comparable``)."""
+        if self._keys is None:
+            self._keys = frozenset(map(_comparable, self))
+        return self._keys
+
+
+def _structured_values(text: str) -> Iterator[str]:
+    """Every valid structured value in ``text`` (of any type the guard has a pattern for)."""
+    view, _index = decoded_view(text)
+    sites = MatchSites(view, fewest_digits=_FEWEST_DIGITS)
+    if "@" in view or sites.digit_groups() or sites.iban_starts():
+        for _entity_type, _match, value in _valid_matches(view, sites, _ALL_PATTERNS):
+            yield value
+
+
+def _valid_matches(
+    view: str, sites: MatchSites, patterns: Iterable[tuple[str, re.Pattern[str]]]
+) -> Iterator[tuple[str, re.Match[str], str]]:
+    """(type, match, value) for each valid value of ``patterns`` in ``view``."""
+    for entity_type, pattern in patterns:
+        for match in _matches(entity_type, pattern, view, sites):
+            value = match.group(0).strip()
+            if value and _valid(entity_type, value):
+                yield entity_type, match, value
+
+
 def find_values(
-    text: str, policy: ResponsePolicy, allowed: Iterable[str] = (), *, with_ner: bool = True
+    text: str, policy: ResponsePolicy, allowed: CallerValues | Iterable[str] = (), *, with_ner: bool = True
 ) -> list[Finding]:
-    """Values in ``text`` (offsets in ``text``), found in its decoded view; ``with_ner=False``:
-    structured types only (no detector call)."""
+    """Values in ``text`` (offsets in ``text``) that the caller did not send, found in its decoded
+    view; ``with_ner=False``: structured types only (no detector call)."""
     view, index = decoded_view(text)
-    allowed = tuple(allowed)
-    allowed_keys: set[str] | None = None  # made on the first match (most texts have none)
+    callers_values = allowed if isinstance(allowed, CallerValues) else CallerValues(allowed)
     findings: list[Finding] = []
     callers: list[Finding] = []  # the caller's own values, written out by the model: they pass
     sites = MatchSites(view, fewest_digits=_FEWEST_DIGITS)
     # every structured value has an "@" or digits (most pieces of a stream have neither)
     could_hold_values = "@" in view or sites.digit_groups() or sites.iban_starts()
-    for entity_type, pattern in policy.patterns if could_hold_values else ():
-        for match in _matches(entity_type, pattern, view, sites):
-            value = match.group(0).strip()
-            if not value or not _valid(entity_type, value):
-                continue
-            start = index[match.start()]
-            end = extend_to_encoding(text, index[match.end() - 1] + 1)
-            if allowed_keys is None:
-                allowed_keys = {_comparable(a) for a in allowed}
-            (callers if _comparable(value) in allowed_keys else findings).append(Finding(start, end, entity_type))
+    for entity_type, match, value in _valid_matches(view, sites, policy.patterns) if could_hold_values else ():
+        start = index[match.start()]
+        end = extend_to_encoding(text, index[match.end() - 1] + 1)
+        finding = Finding(start, end, entity_type)
+        (callers if _comparable(value) in callers_values.comparable_keys() else findings).append(finding)
     if with_ner and policy.ner_types and view.strip():
         if policy.detect is None:
             raise DetectorUnavailable("the response policy names detector types but has no detector")
-        for start, end, entity_type in ner_findings(view, policy.ner_types, policy.detect, allowed):
+        for start, end, entity_type in ner_findings(view, policy.ner_types, policy.detect, callers_values):
             findings.append(Finding(index[start], extend_to_encoding(text, index[end - 1] + 1), entity_type))
     if not findings:
         return findings
@@ -267,7 +313,7 @@ def _refuse_blocked(findings: list[Finding], policy: ResponsePolicy) -> None:
             raise AnswerBlocked(f"the answer contained a value of type {finding.entity_type}, which the policy blocks")
 
 
-def redact_values(text: str, policy: ResponsePolicy, allowed: Iterable[str] = ()) -> str:
+def redact_values(text: str, policy: ResponsePolicy, allowed: CallerValues | Iterable[str] = ()) -> str:
     """``text`` with every value the caller did not send replaced by ``<TYPE_REDACTED>``."""
     findings = find_values(text, policy, allowed)
     if not findings:
@@ -286,7 +332,7 @@ class StreamGuard:
     """One streamed field: emits text once it cannot be part of a value any more."""
 
     policy: ResponsePolicy
-    allowed: tuple[str, ...] = ()
+    allowed: CallerValues = field(default_factory=CallerValues)
     _pending: str = field(default="", init=False)
 
     @property

@@ -64,7 +64,7 @@ class StreamRestorer:
 
     def feed(self, piece: str) -> str:
         if self._guard is None and self._mapping.response_policy is not None and self._mapping.response_policy.active:
-            self._guard = StreamGuard(self._mapping.response_policy, tuple(self._mapping.caller_values()))
+            self._guard = StreamGuard(self._mapping.response_policy, self._mapping.caller_values())
         if self._guard is not None:
             piece = self._guard.feed(piece)
         if not self._restore:

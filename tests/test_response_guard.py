@@ -317,3 +317,56 @@ def test_a_long_address_is_held_whole_past_the_usual_bound():
     out, emitted = stream(StreamGuard(POLICY), list(f"Write to {value} now."))
     assert out == "Write to <EMAIL_ADDRESS_REDACTED> now."
     assert_never_partially_emitted(emitted, value)
+
+
+# --- values the request carried unredacted (detection off, or a value the detector did not report)
+
+CALLERS_OWN = {"EMAIL_ADDRESS": "jane.roe@example.com", "PHONE_NUMBER": "+1 212 555 0100", "IP_ADDRESS": "198.51.100.7"}
+
+
+async def unredacted_request_mapping() -> PlaceholderMap:
+    """The mapping of a request forwarded as it was: the detector (off) reported nothing."""
+    from redaction import NoDetector, Redactor
+    from redaction.openai_chat import CHAT_RULES
+
+    body = user_body(f"Mail me at {CALLERS_OWN['EMAIL_ADDRESS']}, call {CALLERS_OWN['PHONE_NUMBER']}, "
+                     f"my laptop is {CALLERS_OWN['IP_ADDRESS']}.")  # fmt: skip
+    redaction = await Redactor(NoDetector()).redact(body, CHAT_RULES)  # type: ignore[arg-type]
+    assert redaction.mapping.entity_counts() == {}  # nothing was replaced: the values went out as they were
+    redaction.mapping.response_policy = POLICY
+    return redaction.mapping
+
+
+async def test_values_the_request_carried_unredacted_pass_and_made_up_ones_do_not():
+    """The caller's own values went to the provider as they were: the model repeating them leaks
+    nothing, and redacting them would only garble the caller's answer. Values the caller never
+    sent are still redacted, in whole answers and in streams split anywhere."""
+    from redaction.restore import StreamRestorer, restore_text
+
+    mapping = await unredacted_request_mapping()
+    own, made_up = CALLERS_OWN, INJECTED
+    answer = (f"Noted: {own['EMAIL_ADDRESS']}, {own['PHONE_NUMBER']} and {own['IP_ADDRESS']}; "
+              f"also write to {made_up['EMAIL_ADDRESS']} or {made_up['PHONE_NUMBER']}.")  # fmt: skip
+    expected = answer.replace(INJECTED["EMAIL_ADDRESS"], "<EMAIL_ADDRESS_REDACTED>").replace(
+        INJECTED["PHONE_NUMBER"], "<PHONE_NUMBER_REDACTED>"
+    )
+    assert restore_text(answer, mapping) == expected
+    for size in (1, 3, 7):
+        restorer = StreamRestorer(mapping)
+        pieces = [answer[i : i + size] for i in range(0, len(answer), size)]
+        assert "".join(restorer.feed(piece) for piece in pieces) + restorer.flush() == expected
+
+
+async def test_detection_off_answers_keep_the_callers_own_values(make_proxy, upstream, http):
+    proxy = await make_proxy(detector_pool=None, detection="off")
+
+    async def echo(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        said = body["messages"][-1]["content"]
+        text = f"You said: {said} Or mail {INJECTED['EMAIL_ADDRESS']}."
+        return web.json_response({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]})
+
+    upstream.fake.behaviour = echo
+    said = f"Mail me at {CALLERS_OWN['EMAIL_ADDRESS']} or call {CALLERS_OWN['PHONE_NUMBER']}."
+    async with http.post(chat_url(proxy), json=user_body(said)) as response:
+        content = (await response.json())["choices"][0]["message"]["content"]
+    assert content == f"You said: {said} Or mail <EMAIL_ADDRESS_REDACTED>."
