@@ -117,6 +117,14 @@ def _number_text(value: int | float) -> str | None:
     return digits if sum(c.isdigit() for c in digits) >= MIN_INSPECTED_DIGITS else None
 
 
+def _data_shaped_key(key: str) -> bool:
+    """A key of the provider's JSON that may be data: not identifier-shaped (an address, a name
+    with a space), and not a short number (``logit_bias`` is keyed by token ids)."""
+    if IDENTIFIER_RE.fullmatch(key):
+        return False
+    return not key.isdigit() or len(key) >= MIN_INSPECTED_DIGITS
+
+
 class _Mode(Enum):
     STRUCTURED = "structured"  # the provider's JSON: structural keys skipped
     FREE = "free"  # application data: every key and value is data
@@ -176,6 +184,8 @@ def collect_text_fields(body: Any, rules: WalkRules, *, block_uninspectable: boo
                         else _Mode.STRUCTURED
                     )
                     visit(value, child_key, name, child_mode)
+                    if _data_shaped_key(child_key):  # unknown objects keyed by data: {"jane@...": ...}
+                        fields._add(child_key, _KeySlot(value, child_key))
         elif isinstance(value, list):
             name = key if isinstance(key, str) else parent_key
             for index in range(len(value)):

@@ -759,3 +759,13 @@ async def test_log_opt_out_header_is_honoured_when_allowed(make_proxy, upstream,
     assert b"Second request" in record.original_request
     assert PERSON.encode() not in record.original_request
     assert len(upstream.fake.received) == 2
+
+
+async def test_unknown_fields_keyed_by_personal_data_do_not_carry_it_out(proxy, upstream, http):
+    body = user_body("Hello.", custom={"contacts": {EMAIL: {"tel": PHONE}}, PERSON: 1})
+    async with http.post(chat_url(proxy), json=body) as response:
+        assert response.status == 200, await response.text()
+    [received] = upstream.fake.received
+    assert_nothing_leaked(received.raw, [PERSON, EMAIL, PHONE])
+    [contact] = received.json["custom"]["contacts"]
+    assert placeholders_in(contact) == [contact]  # the key became a placeholder, the shape is kept

@@ -244,6 +244,24 @@ def test_keys_of_free_form_data_are_renamed_when_they_are_personal_data():
     assert list(body["metadata"].items()) == [("<EMAIL_ADDRESS_1>", "vip"), ("id", "<PERSON_1>")]
 
 
+def test_keys_of_unknown_objects_are_inspected_when_shaped_like_data():
+    """An unknown field keyed by data ({"jane.roe@example.com": ...}) must not carry it out; field
+    names and short numeric keys (logit_bias's token ids) are structure."""
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "custom": {"contacts": {"jane.roe@example.com": {"tel": "x"}}, "Jane Roe": 1},
+        "logit_bias": {"50256": -100},
+        "extra": {"2125550100": True},
+    }
+    fields = collect_text_fields(body, CHAT_RULES)
+    assert {"jane.roe@example.com", "Jane Roe", "2125550100"} <= set(fields.texts)
+    assert not {"custom", "contacts", "tel", "logit_bias", "50256"} & set(fields.texts)
+    replacement = {"jane.roe@example.com": "<EMAIL_ADDRESS_1>", "Jane Roe": "<PERSON_1>"}
+    fields.write_back([replacement.get(t, t) for t in fields.texts])
+    assert body["custom"] == {"contacts": {"<EMAIL_ADDRESS_1>": {"tel": "x"}}, "<PERSON_1>": 1}
+
+
 def test_nested_json_inside_arguments_is_walked_and_rewritten():
     inner = json.dumps({"email": "jane.roe@example.com"})
     body = tool_call_body(json.dumps({"tool": "send", "arguments": inner}))
