@@ -32,7 +32,7 @@ from proxy.exchange import Exchange
 from proxy.request_body import parse_json_object, read_body
 from proxy.state import STATE, ProxyState
 from proxy.stream_relay import off_loop_if, relay_stream
-from proxy.upstream import client_response_headers, read_all, upstream_request_headers
+from proxy.upstream import client_response_headers, forwarded_client_headers, read_all, upstream_request_headers
 from redaction import AnswerBlocked, PlaceholderMap, RedactionError, json_bytes, jsonio, restore_text
 
 log = logging.getLogger("privacy_proxy.exchange")
@@ -95,22 +95,23 @@ async def _exchange(
     # a shallow copy, because redaction rewrites `body` in place
     request_view = dict(body)
 
+    target = state.router.choose(endpoint.provider, exchange.model)
+    exchange.upstream_name = target.name
     try:
         continues = body.get(endpoint.continues_field) if endpoint.continues_field else None
         store = state.placeholder_store(exchange.client_id)
         redaction = await state.redactor.redact(
-            body, endpoint.api.rules, store, continues if isinstance(continues, str) else None
-        )
+            body, endpoint.api.rules, store, continues if isinstance(continues, str) else None,
+            headers=forwarded_client_headers(request.headers, settings),
+        )  # fmt: skip
         exchange.mapping, exchange.detection_seconds = redaction.mapping, redaction.detection_seconds
         exchange.sanitized_request = redaction.sanitized_bytes()
     except RedactionError as exc:
         raise from_redaction_error(exc) from None
 
-    target = state.router.choose(endpoint.provider, exchange.model)
-    exchange.upstream_name = target.name
     redaction.mapping.response_policy = state.response_policy(target)
     credentials = upstream_auth_headers(request, settings, target, endpoint.provider)
-    headers = upstream_request_headers(request.headers, settings, credentials)
+    headers = upstream_request_headers(redaction.headers, credentials)
     exchange.upstream_started = time.perf_counter()
     async with target.request("POST", endpoint.upstream_path, headers, exchange.sanitized_request) as upstream:
         exchange.status = upstream.status
@@ -170,8 +171,7 @@ async def list_models(request: web.Request) -> web.StreamResponse:
     try:
         target = state.router.choose("openai", None)
         credentials = upstream_auth_headers(request, state.settings, target, "openai")
-        headers = upstream_request_headers(request.headers, state.settings, credentials)
-        del headers["Content-Type"]
+        headers = {**forwarded_client_headers(request.headers, state.settings), **credentials}
         async with target.request("GET", path, headers) as upstream:
             payload = await read_all(upstream)
             return web.Response(status=upstream.status, body=payload, headers=client_response_headers(upstream.headers))

@@ -13,8 +13,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from config import Settings, UpstreamConfig
 from proxy.errors import UpstreamBroken, UpstreamTimeout, UpstreamUnreachable
 
-# Client headers passed upstream: an allow list, so a custom header can never carry personal
-# data out. ``forward_headers`` adds to it. Authorization is decided by proxy.auth.
+# Client headers passed upstream: an allow list, so a custom header never goes out, and the values
+# of these are inspected like the body's texts. ``forward_headers`` adds to it. Authorization is
+# decided by proxy.auth.
 FORWARDED_HEADERS = frozenset(
     {"accept", "user-agent", "idempotency-key", "openai-organization", "openai-project", "openai-beta",
      "anthropic-version", "anthropic-beta"}
@@ -34,14 +35,15 @@ HOP_BY_HOP = frozenset(
 DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "set-cookie"}
 
 
-def upstream_request_headers(
-    client: CIMultiDictProxy[str], settings: Settings, credentials: dict[str, str]
-) -> dict[str, str]:
+def forwarded_client_headers(client: CIMultiDictProxy[str], settings: Settings) -> dict[str, str]:
+    """The client's headers that go upstream (the allow list); their values are inspected like
+    the body's texts before they leave."""
     allowed = _allowed_headers(tuple(settings.forward_headers))
-    headers = {name: value for name, value in client.items() if name.lower() in allowed}
-    headers["Content-Type"] = "application/json"
-    headers.update(credentials)
-    return headers
+    return {name: value for name, value in client.items() if name.lower() in allowed}
+
+
+def upstream_request_headers(client_headers: dict[str, str], credentials: dict[str, str]) -> dict[str, str]:
+    return {**client_headers, "Content-Type": "application/json", **credentials}
 
 
 @functools.lru_cache(maxsize=8)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from redaction.errors import DetectorUnavailable, RedactionError, TooMuchText, UninspectableContent
 from redaction.jsonio import dumps as json_bytes
 from redaction.placeholders import PlaceholderMap, PlaceholderStore, placeholders_in
 from redaction.pseudonymize import Pseudonymizer, TermLists, leftover_values
+from redaction.response_guard import structured_spans
 from redaction.spans import Span
 from redaction.walker import WalkRules, collect_text_fields
 
@@ -26,6 +27,8 @@ class Redaction:
     body: Any
     mapping: PlaceholderMap
     detection_seconds: float
+    # the request's headers that go upstream, inspected like the body's texts
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def entity_counts(self) -> dict[str, int]:
@@ -38,7 +41,8 @@ class Redaction:
         cannot (an id, a role, a function name, an identifier-like key) must not go out.
         """
         data = json_bytes(self.body)
-        if leftover_values(data.decode(), self.mapping):
+        outgoing = "\n".join([data.decode(), *self.headers.values()])
+        if leftover_values(outgoing, self.mapping):
             raise UninspectableContent(
                 "a detected personal value also appears in a field the proxy does not rewrite "
                 "(an id, role, name or object key)"
@@ -63,9 +67,21 @@ class Redactor:
         self.max_chars = max_chars
 
     async def redact(
-        self, body: Any, rules: WalkRules, store: PlaceholderStore | None = None, continues: str | None = None
+        self,
+        body: Any,
+        rules: WalkRules,
+        store: PlaceholderStore | None = None,
+        continues: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> Redaction:
         """Sanitise ``body`` in place. Raises a ``RedactionError`` instead of returning raw text.
+
+        ``headers``: header values that go upstream with the body (a user agent or idempotency key
+        can hold an address): returned sanitised. They are not given to the detector (its NER
+        reads "Anthropic/Python 0.40" as a person, and rewriting SDK headers breaks calls): values
+        found in the body are replaced there too, and structured values (addresses, phone and
+        card numbers...) are found by the response guard's validated patterns.
 
         ``store``: the client's placeholders across requests; None for placeholders of this request only.
         ``continues``: the id of an earlier answer this request continues, whose placeholders may be
@@ -74,17 +90,21 @@ class Redactor:
         started = time.perf_counter()
         try:
             fields = collect_text_fields(body, rules, block_uninspectable=self.block_uninspectable)
-            if self.max_chars is not None and sum(map(len, fields.texts)) > self.max_chars:
+            header_names, header_values = list(headers or {}), list((headers or {}).values())
+            texts = [*fields.texts, *header_values]
+            if self.max_chars is not None and sum(map(len, texts)) > self.max_chars:
                 raise TooMuchText(f"the request holds more than {self.max_chars} characters of text to inspect")
-            mapping = PlaceholderMap(reserved=placeholders_in(fields.texts), store=store, continues=continues)
+            mapping = PlaceholderMap(reserved=placeholders_in(texts), store=store, continues=continues)
             spans = await self.detector.analyze(fields.texts)
-            forwarded = self.pseudonymizer.apply(fields.texts, spans, mapping)
-            fields.write_back(forwarded)
+            spans += [structured_spans(value) for value in header_values]
+            forwarded = self.pseudonymizer.apply(texts, spans, mapping)
+            fields.write_back(forwarded[: len(fields.texts)])
             mapping.forwarded_texts = forwarded
+            sanitized_headers = dict(zip(header_names, forwarded[len(fields.texts) :], strict=True))
         except RedactionError:
             raise
         except RecursionError:
             raise UninspectableContent("the request is nested too deeply to inspect") from None
         except Exception as exc:
             raise DetectorUnavailable(f"detection failed ({type(exc).__name__})") from None
-        return Redaction(body, mapping, time.perf_counter() - started)
+        return Redaction(body, mapping, time.perf_counter() - started, sanitized_headers)

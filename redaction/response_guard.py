@@ -27,6 +27,7 @@ from redaction.answer_view import DASHES, decoded_view, extend_to_encoding
 from redaction.errors import DetectorUnavailable, RedactionError
 from redaction.match_sites import MatchSites
 from redaction.response_ner import Detect, ner_findings, sentence_cut
+from redaction.spans import Span
 
 # Longest tail held back while it could still be (part of) a value, in characters of the answer.
 MAX_HOLD = 96
@@ -177,6 +178,9 @@ class ResponsePolicy:
         return tuple((t, PATTERNS[t]) for t in self.types if t in PATTERNS)
 
 
+_ALL_TYPES = ResponsePolicy()  # every structured type, found by pattern
+
+
 @dataclass
 class Finding:
     start: int
@@ -233,6 +237,12 @@ def _valid_matches(
             value = match.group(0).strip()
             if value and _valid(entity_type, value):
                 yield entity_type, match, value
+
+
+def structured_spans(text: str) -> list[Span]:
+    """Spans of every valid structured value in ``text`` (any type the guard has a pattern for),
+    for texts the detector does not read (request headers)."""
+    return [Span(f.start, f.end, f.entity_type, 1.0) for f in find_values(text, _ALL_TYPES, with_ner=False)]
 
 
 def find_values(

@@ -769,3 +769,22 @@ async def test_unknown_fields_keyed_by_personal_data_do_not_carry_it_out(proxy, 
     assert_nothing_leaked(received.raw, [PERSON, EMAIL, PHONE])
     [contact] = received.json["custom"]["contacts"]
     assert placeholders_in(contact) == [contact]  # the key became a placeholder, the shape is kept
+
+
+async def test_forwarded_headers_do_not_carry_personal_data_out(proxy, upstream, http):
+    """Allow-listed headers go upstream: values of the body are replaced there too, and
+    addresses and numbers found by pattern; ordinary SDK headers pass as they are."""
+    headers = {
+        "Idempotency-Key": EMAIL,
+        "User-Agent": f"support-bot for {PERSON}",
+        "OpenAI-Organization": f"tel {PHONE}",
+        "X-Stainless-Lang": "python",
+    }
+    async with http.post(chat_url(proxy), json=user_body(f"I am {PERSON}."), headers=headers) as response:
+        assert response.status == 200, await response.text()
+    [received] = upstream.fake.received
+    assert_nothing_leaked(upstream_bytes(received), [PERSON, EMAIL, PHONE])
+    sent = {k.lower(): v for k, v in received.headers.items()}
+    assert placeholders_in(sent["idempotency-key"]) == [sent["idempotency-key"]]
+    assert sent["user-agent"].startswith("support-bot for <PERSON_")
+    assert sent["x-stainless-lang"] == "python"
