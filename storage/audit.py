@@ -16,7 +16,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
 
-from storage.blind_index import subject_digest
+from storage.blind_index import subject_digests
 from storage.chain import head_mac
 from storage.envelope import KeyAccess
 from storage.log_keys import LogSecrets
@@ -133,9 +133,9 @@ class Auditor:
         return unseal(row, self.keys)
 
     async def subject_records(self, value: str) -> list[str]:
-        digest = subject_digest((await self.log_secrets()).index_key, value)
+        digests = subject_digests((await self.log_secrets()).index_key, value)
         async with self.sessions() as session:
-            query = select(SubjectIndexRow.record_id).where(SubjectIndexRow.digest == digest)
+            query = select(SubjectIndexRow.record_id).where(SubjectIndexRow.digest.in_(digests)).distinct()
             return sorted((await session.execute(query)).scalars())
 
     async def erase(self, record_ids: Sequence[str], reason: str, *, subject: bool = False) -> EraseResult:

@@ -143,6 +143,18 @@ async def test_a_record_whose_key_is_gone_is_reported_not_a_crash(sessions, keys
     assert any("not configured" in p for p in found)
 
 
+async def test_a_subject_is_found_whatever_punctuation_the_request_for_erasure_uses(sessions, keys):
+    card, phone = "4111 1111 1111 1111", "+1 212 555 0100"  # synthetic (a test card, a 555 number)
+    ids = await write(sessions, keys, [record("a", value=card), record("b", value=phone), record("c")])
+    auditor = Auditor(sessions, keys, actor="dpo@example.test")
+    for written in ("4111111111111111", "4111-1111-1111-1111", " 4111 1111 1111 1111 "):
+        assert await auditor.subject_records(written) == [ids[0]], written
+    for written in ("+12125550100", "+1 (212) 555-0100", "+1.212.555.0100"):
+        assert await auditor.subject_records(written) == [ids[1]], written
+    assert await auditor.subject_records("JaneRoe@example.com") == [ids[2]]  # dots do not count either
+    assert (await auditor.erase_subject("4111-1111-1111-1111", "erasure request 43")).erased == [ids[0]]
+
+
 async def test_an_erased_subject_is_found_by_nothing_afterwards(sessions, keys):
     ids = await write(sessions, keys, [record("a"), record("b", value="john.doe@example.org"), record("c")])
     auditor = Auditor(sessions, keys, actor="dpo@example.test")
