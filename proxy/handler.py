@@ -39,7 +39,7 @@ log = logging.getLogger("privacy_proxy.exchange")
 MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
 NO_LOG_HEADER = "X-Privacy-Proxy-No-Log"
 TRAINING_HEADER = "X-Privacy-Proxy-Training"
-_YES, _NO = ("1", "true", "yes"), ("0", "false", "no")
+_YES, _NO = frozenset({"1", "true", "yes", "y", "on"}), frozenset({"0", "false", "no", "n", "off"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -81,7 +81,7 @@ async def _exchange(
 ) -> web.StreamResponse:
     settings = state.settings
     exchange.client_id = client_identity(request, settings)
-    opted_out = settings.allow_log_opt_out and request.headers.get(NO_LOG_HEADER, "").lower() in ("1", "true", "yes")
+    opted_out = settings.allow_log_opt_out and _yes_or_no(request, NO_LOG_HEADER) is True
     exchange.log_it = settings.log_exchanges and not opted_out
     exchange.training_consent = _training_consent(request, settings, exchange.client_id)
     if exchange.log_it and not state.storage_ok:
@@ -138,10 +138,21 @@ async def _exchange(
 def _training_consent(request: web.Request, settings: Settings, client_id: str) -> bool:
     """Whether the record may ever be exported for training: the request's header, else the
     client's default, else the global one. (It is kept for audit either way.)"""
-    header = request.headers.get(TRAINING_HEADER, "").strip().lower()
-    if header in _YES or header in _NO:
-        return header in _YES
+    said = _yes_or_no(request, TRAINING_HEADER)
+    if said is not None:
+        return said
     return settings.training_consent_clients.get(client_id, settings.training_consent_default)
+
+
+def _yes_or_no(request: web.Request, header: str) -> bool | None:
+    """A yes/no header's answer, None when absent. Anything else is refused: an opt-out written
+    in a form the proxy does not know must not be read as consent."""
+    value = request.headers.get(header, "").strip().lower()
+    if not value:
+        return None
+    if value not in _YES and value not in _NO:
+        raise InvalidRequest(f"{header} must be yes or no (also accepted: true/false, 1/0, on/off)")
+    return value in _YES
 
 
 def _response_headers(upstream: aiohttp.ClientResponse, exchange: Exchange) -> CIMultiDict[str]:

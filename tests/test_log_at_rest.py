@@ -315,6 +315,24 @@ async def test_training_consent_from_header_client_default_and_global(make_proxy
     assert [r.training_consent for r in await proxy.records()] == [True, False, True]
 
 
+async def test_a_consent_or_opt_out_header_the_proxy_cannot_read_is_refused(make_proxy, upstream, http):
+    """ "off" or "maybe" must not be taken for consent (nor a misspelt no-log for logging)."""
+    proxy = await make_proxy(training_consent_default=True, allow_log_opt_out=True)
+    raw = raw_request({"model": "m", "messages": [{"role": "user", "content": "hello"}]})
+    for header, value in [("X-Privacy-Proxy-Training", "off"), ("X-Privacy-Proxy-Training", "n"),
+                          ("X-Privacy-Proxy-Training", "maybe"), ("X-Privacy-Proxy-No-Log", "please")]:  # fmt: skip
+        headers = {"Content-Type": "application/json", header: value}
+        async with http.post(f"{proxy.base_url}/chat/completions", data=raw, headers=headers) as response:
+            if value == "maybe" or value == "please":
+                assert response.status == 400
+                assert header in (await response.json())["error"]["message"]
+            else:
+                assert response.status == 200
+    assert len(upstream.fake.received) == 2
+    forwarded = [r for r in await proxy.records() if r.status == 200]
+    assert [r.training_consent for r in forwarded] == [False, False]
+
+
 async def test_the_proxy_enforces_payload_retention_as_an_audited_purge(make_proxy, http):
     proxy = await make_proxy(retention_payload_days=1e-9)
     status, _ = await post(http, proxy, raw_request({"model": "m", "messages": [{"role": "user", "content": TEXT}]}))
