@@ -59,8 +59,8 @@ def _check_model_and_stream(body: dict[str, Any]) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model or len(model) > MAX_MODEL_CHARS or not model.isprintable():
         raise InvalidRequest(f"'model' must be a non-empty printable string of at most {MAX_MODEL_CHARS} characters")
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise InvalidRequest("'stream' must be a boolean")
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):  # null: the SDKs default
+        raise InvalidRequest("'stream' must be a boolean (or null)")
 
 
 def _check_messages(messages: Any, roles: frozenset[str]) -> None:
@@ -107,8 +107,8 @@ def check_completions_request(body: dict[str, Any]) -> None:
 
 def check_any_object(body: dict[str, Any]) -> None:
     """Operator-allowed paths: any JSON object; the generic walk inspects every string."""
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise InvalidRequest("'stream' must be a boolean")
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):  # null: the SDKs default
+        raise InvalidRequest("'stream' must be a boolean (or null)")
 
 
 def check_responses_request(body: dict[str, Any]) -> None:

@@ -61,6 +61,16 @@ async def test_non_streaming_answer_is_restored_and_upstream_sees_placeholders(p
     assert received.headers.get("Authorization") == "Bearer sk-test"
 
 
+async def test_stream_none_as_the_sdk_types_allow_is_a_plain_answer(proxy, upstream):
+    """The SDK's own type for ``stream`` is Optional: None must work like False."""
+    async with sdk(proxy) as client:
+        completion = await client.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": f"I am {NAME}."}], stream=None
+        )
+    assert completion.choices[0].message.content == f"I am {NAME}."
+    assert_no_planted_values(upstream.fake.received[0].raw, NAME)
+
+
 async def test_streaming_one_character_per_event_is_restored(proxy, upstream):
     upstream.fake.piece_size = 1
     text = f"Hi, I am {NAME} and my e-mail is {EMAIL}."
