@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from config import Settings
+from proxy.log_safety import without_password
 from storage.crypto import KeyError_
 
 # the hosted LLM APIs an application could call directly
@@ -95,11 +96,12 @@ async def check_database(settings: Settings) -> Check:
     try:
         revision = await schema_revision(engine)
     except Exception as exc:  # the driver's message may name the host, never data
-        return Check("log database", False, f"cannot open {_safe_url(settings.database_url)}: {type(exc).__name__}")
+        shown = without_password(settings.database_url)
+        return Check("log database", False, f"cannot open {shown}: {type(exc).__name__}")
     finally:
         await engine.dispose()
     if revision == head_revision():
-        return Check("log database", True, f"{_safe_url(settings.database_url)} at schema {revision}")
+        return Check("log database", True, f"{without_password(settings.database_url)} at schema {revision}")
     if settings.database_migrate:
         return Check("log database", True, f"schema {revision or 'empty'}: migrated to {head_revision()} at start")
     return Check(
@@ -113,14 +115,6 @@ def _host_port(target: str) -> tuple[str, int]:
     return (host, int(port)) if port.isdigit() else (target, 443)
 
 
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
-
-
 async def check_upstreams(settings: Settings) -> list[Check]:
     urls = _upstream_urls(settings)
     if not urls:
@@ -130,7 +124,8 @@ async def check_upstreams(settings: Settings) -> list[Check]:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         problem = await reachable(parts.hostname or "", port)
-        detail = f"{url} answers" if problem is None else f"{url}: {problem}"
+        shown = without_password(url)
+        detail = f"{shown} answers" if problem is None else f"{shown}: {problem}"
         results.append(Check(f"upstream {name}", problem is None, detail))
     return results
 

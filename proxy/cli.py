@@ -79,7 +79,7 @@ def serve(upstream: str | None, host: str | None, port: int | None, config: str 
     from storage.crypto import KeyError_
 
     app = create_app(settings)
-    logging.getLogger("privacy_proxy").info("forwarding to %s", settings.upstream)
+    logging.getLogger("privacy_proxy").info("forwarding to %s", log_safety.without_password(settings.upstream))
     try:
         _run(app, settings)
     except KeyError_ as exc:

@@ -188,6 +188,20 @@ def list_keys(config: str | None) -> None:
         click.echo(f"{key_id} ({note}): {count} record(s)")
 
 
+@contextmanager
+def _private_output(out: str) -> Iterator[TextIO]:
+    """Standard output, or a file only its owner can read (exports can hold originals): created
+    0600, and an existing file is narrowed to 0600 before anything is written to it."""
+    if out == "-":
+        with click.open_file(out, "w", encoding="utf-8") as handle:
+            yield handle
+        return
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yield handle
+
+
 def _write_key_file(path: Path, keys_text: list[str]) -> None:
     """Replace the key file atomically, mode 0600, and on disk before the keys are used: a crash
     must never leave an empty key file behind records wrapped with its keys."""
@@ -513,7 +527,7 @@ def export(config, private_key, since, until, client, model, status, entity, mod
                     advance(1)
             return written, len(rows) - written
 
-    with click.open_file(out, "w", encoding="utf-8") as handle:
+    with _private_output(out) as handle:
         written, skipped = _run(go(handle))
     click.echo(
         f"exported {written} example(s) ({mode}); skipped {skipped} (errors, other endpoints, no answer)", err=True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from urllib.parse import urlsplit
 
 
 class DropExceptionDetails(logging.Filter):
@@ -58,3 +59,12 @@ def install(root: logging.Logger | None = None) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, DropExceptionDetails) for f in handler.filters):
             handler.addFilter(DropExceptionDetails())
+
+
+def without_password(url: str | None) -> str | None:
+    """A URL as it may be logged or printed: a password in it (``https://user:secret@host``)
+    becomes ``***``."""
+    if not url:
+        return url
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@") if password else url

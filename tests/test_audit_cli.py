@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -160,6 +161,17 @@ async def test_export_honours_consent_and_surrogates_leave_no_placeholder(log: L
         assert [m["role"] for m in example["messages"]] == ["user", "assistant"]
     refused = await log.run("audit", "export", "--mode", "original")
     assert refused.exit_code == 2
+
+
+async def test_an_export_file_is_readable_by_its_owner_only(log: Log, tmp_path: Path):
+    await log.write(chat_record())
+    out = tmp_path / "original.jsonl"
+    out.write_text("")
+    out.chmod(0o644)  # an existing file, as a shell redirect or an earlier run leaves it
+    result = await log.run("audit", "export", "--mode", "original", "--reason", "check", "--out", str(out))
+    assert result.exit_code == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert PERSON in out.read_text()
 
 
 async def test_show_and_export_write_a_lone_surrogate_as_an_escape(log: Log):

@@ -39,3 +39,15 @@ async def test_malformed_http_is_logged_without_its_bytes(proxy, caplog: pytest.
     assert b"400" in status
     assert "jane.roe" not in caplog.text
     assert any("BadHttpMessage" in r.getMessage() for r in caplog.records)
+
+
+async def test_passwords_in_configured_urls_are_never_printed():
+    from config import load_settings
+    from proxy.checks import check_upstreams
+    from proxy.log_safety import without_password
+
+    url = "http://user:s3cret-pw@127.0.0.1:9/v1"
+    assert without_password(url) == "http://user:***@127.0.0.1:9/v1"
+    assert without_password("https://api.example.com/v1") == "https://api.example.com/v1"
+    [check] = await check_upstreams(load_settings(None, upstream=url))
+    assert "s3cret-pw" not in check.detail and "user:***@127.0.0.1" in check.detail
