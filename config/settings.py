@@ -205,6 +205,15 @@ class Settings(BaseSettings):
         )
         if undetected:
             raise ValueError(f"response types {undetected} are not detected (see entities / excluded_entities)")
+        # "EMAIL" is a type Presidio knows (some NER models emit it; en_core_web_sm never does):
+        # written for EMAIL_ADDRESS it would leave the guard finding nothing
+        meant = {t: r for t in wanted - set(RESPONSE_TYPES) for r in RESPONSE_TYPES if t in r.split("_") or t == r[:-1]}
+        if meant:
+            raise ValueError(
+                "response types "
+                + ", ".join(f"{t} (did you mean {r}?)" for t, r in sorted(meant.items()))
+                + f": the pattern types are {', '.join(RESPONSE_TYPES)}"
+            )
         return self
 
     @field_validator("upstream")

@@ -19,6 +19,7 @@ from proxy.metrics import Metrics
 from proxy.routing import Router
 from proxy.upstream import Upstream
 from redaction import (
+    STRUCTURED_TYPES,
     DetectorConfig,
     DetectorPool,
     NoDetector,
@@ -55,7 +56,16 @@ def detector_config(settings: Settings) -> DetectorConfig:
         excluded_entities=tuple(settings.excluded_entities),
         score_threshold=settings.score_threshold,
         entity_thresholds=dict(settings.entity_thresholds),
+        response_types=tuple(sorted(_detector_response_types(settings))),
     )
+
+
+def _detector_response_types(settings: Settings) -> set[str]:
+    """The response guard's types that no pattern finds, over every upstream."""
+    types = {*settings.response_redact_types, *settings.response_block_types}
+    for upstream in settings.upstreams.values():
+        types |= {*(upstream.response_redact_types or ()), *(upstream.response_block_types or ())}
+    return types - set(STRUCTURED_TYPES)
 
 
 @dataclass

@@ -45,6 +45,9 @@ class DetectorConfig:
     excluded_entities: tuple[str, ...] = ("DATE_TIME", "NRP")
     score_threshold: float = 0.35
     entity_thresholds: dict[str, float] = field(default_factory=dict)
+    # types the response guard asks the detector for (response_redact_types / _block_types
+    # without a pattern): checked like ``entities``, so a misspelt one cannot silently find nothing
+    response_types: tuple[str, ...] = ()
     # False: the full spaCy pipeline and Presidio's own recognizers (the reference the lean
     # configuration is checked against)
     lean: bool = True
@@ -129,6 +132,12 @@ class Detector:
         unknown = wanted - supported
         if unknown:
             raise DetectorUnavailable(f"unknown entity types in configuration: {sorted(unknown)}")
+        unknown = set(config.response_types) - supported
+        if unknown:
+            raise DetectorUnavailable(
+                f"unknown entity types in response_redact_types / response_block_types: {sorted(unknown)} "
+                f"(found by pattern: the six structured types; by the detector: {', '.join(sorted(supported))})"
+            )
         self.entities = sorted(wanted - set(config.excluded_entities))
         self.min_threshold = min([config.score_threshold, *config.entity_thresholds.values()])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from config import load_settings
@@ -66,3 +67,17 @@ async def test_egress_check_flags_a_provider_the_application_can_reach(tmp_path:
     assert not by_name[f"127.0.0.1:{port}"].ok and "REACHABLE" in by_name[f"127.0.0.1:{port}"].detail
     closed = [r for name, r in by_name.items() if name.startswith("127.0.0.1") and name != f"127.0.0.1:{port}"]
     assert closed and all(r.ok for r in closed)
+
+
+def test_a_misspelt_response_type_is_a_problem_not_a_guard_that_finds_nothing(tmp_path: Path):
+    """A type that is no pattern type goes to the detector: one it does not know would never be
+    found. The detector refuses to start (readiness stays 503); near misses of the pattern types
+    ("EMAIL", which Presidio lists but en_core_web_sm never emits) are refused with the settings."""
+    from pydantic import ValidationError
+
+    from proxy.checks import check_model
+
+    result = check_model(settings_for(tmp_path, response_redact_types=["PHONE_NUMBR", "EMAIL_ADDRESS"]))
+    assert not result.ok and "'PHONE_NUMBR'" in result.detail and "response_redact_types" in result.detail
+    with pytest.raises(ValidationError, match=r"EMAIL \(did you mean EMAIL_ADDRESS\?\)"):
+        settings_for(tmp_path, response_block_types=["EMAIL"])
