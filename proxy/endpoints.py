@@ -29,6 +29,12 @@ class Endpoint:
     continues_field: str | None = None
 
     @property
+    def answers_json(self) -> bool:
+        """The provider's API answers in JSON (events too): anything else from the upstream is a
+        broken answer. Operator-allowed paths may answer in any format."""
+        return self.api is not GENERIC
+
+    @property
     def error_style(self) -> ErrorStyle:
         return "anthropic" if self.provider == "anthropic" else "openai"
 

@@ -25,6 +25,7 @@ from proxy.errors import (
     InvalidRequest,
     ProxyError,
     StorageDown,
+    UpstreamBroken,
     error_response,
     from_redaction_error,
 )
@@ -121,12 +122,16 @@ async def _exchange(
             return await relay_stream(
                 request, upstream, exchange, _response_headers(upstream, exchange), restorer, redaction.mapping,
                 done_marker=endpoint.api.done_marker, error_style=endpoint.error_style,
+                json_events=endpoint.answers_json,
             )  # fmt: skip
         payload = await read_all(upstream)
         exchange.upstream_finished = time.perf_counter()
         blocking = bool(redaction.mapping.response_policy.ner_types)
         try:
-            restored = await off_loop_if(blocking, _restore_whole, payload, redaction.mapping, endpoint, request_view)
+            json_only = upstream.status < 400 and endpoint.answers_json  # error bodies may be anything
+            restored = await off_loop_if(
+                blocking, _restore_whole, payload, redaction.mapping, endpoint, request_view, json_only
+            )
         except AnswerBlocked as exc:
             raise AnswerRefused(str(exc)) from None
         except RedactionError as exc:  # the detector failed while checking the answer
@@ -161,11 +166,16 @@ def _response_headers(upstream: aiohttp.ClientResponse, exchange: Exchange) -> C
     return headers
 
 
-def _restore_whole(payload: bytes, mapping: PlaceholderMap, endpoint: Endpoint, request_view: dict) -> bytes:
-    """A JSON answer (or an upstream error): restore placeholders in every text field."""
+def _restore_whole(
+    payload: bytes, mapping: PlaceholderMap, endpoint: Endpoint, request_view: dict, json_only: bool
+) -> bytes:
+    """A JSON answer (or an upstream error): restore placeholders in every text field.
+    ``json_only``: an answer that is not JSON is a broken upstream (the SDK could not read it)."""
     try:
         answer = jsonio.loads(payload, allow_nan=True)
     except ValueError:
+        if json_only:
+            raise UpstreamBroken("the upstream's answer is not JSON") from None
         return restore_text(payload.decode("utf-8", "replace"), mapping).encode("utf-8", "replace")
     return json_bytes(endpoint.api.restore_body(answer, mapping, request_view))
 

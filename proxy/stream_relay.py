@@ -55,8 +55,10 @@ class EventRelay:
         *,
         done_marker: bool,
         error_style: ErrorStyle,
+        json_events: bool = False,
     ) -> None:
         self.response = response
+        self.json_events = json_events
         self.restorer = restorer
         self.mapping = mapping
         self.done_marker = done_marker
@@ -82,6 +84,8 @@ class EventRelay:
         try:
             data = jsonio.loads(event.data, allow_nan=True)
         except ValueError:
+            if self.json_events:  # the SDKs fail on it (or end the stream in silence): a broken upstream
+                raise UpstreamBroken("the upstream sent an event that is not JSON") from None
             restored_text = await off_loop_if(self.blocking, restore_text, event.data, self.mapping)
             await self._write(encode_event(restored_text, event.event))
             return
@@ -122,12 +126,16 @@ async def relay_stream(
     *,
     done_marker: bool,
     error_style: ErrorStyle,
+    json_events: bool = False,
 ) -> web.StreamResponse:
-    """SSE: restore event by event; only a possible placeholder prefix is ever held back."""
+    """SSE: restore event by event; only a possible placeholder prefix is ever held back.
+    ``json_events``: an event whose data is not JSON ends the stream with an in-band error."""
     response = web.StreamResponse(status=upstream.status, headers=headers)
     response.headers["Cache-Control"] = "no-cache"
     await response.prepare(request)
-    relay = EventRelay(response, restorer, mapping, done_marker=done_marker, error_style=error_style)
+    relay = EventRelay(
+        response, restorer, mapping, done_marker=done_marker, error_style=error_style, json_events=json_events
+    )
     try:
         decoder = SSEDecoder()
         async for chunk in upstream.content.iter_any():
@@ -146,6 +154,9 @@ async def relay_stream(
         error = from_redaction_error(exc)
         exchange.fail(error.status, error.code)
         await relay.abort(error, release=False)
+    except UpstreamBroken as error:
+        exchange.fail(error.status, error.code)
+        await relay.abort(error)
     except (TimeoutError, aiohttp.ClientError) as exc:
         error: ProxyError = (
             UpstreamTimeout("the upstream stopped sending")

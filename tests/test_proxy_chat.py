@@ -788,3 +788,34 @@ async def test_forwarded_headers_do_not_carry_personal_data_out(proxy, upstream,
     assert placeholders_in(sent["idempotency-key"]) == [sent["idempotency-key"]]
     assert sent["user-agent"].startswith("support-bot for <PERSON_")
     assert sent["x-stainless-lang"] == "python"
+
+
+async def test_an_answer_that_is_not_json_is_a_broken_upstream(proxy, upstream, http):
+    """A 200 the SDK cannot read is no success: 502, in the SDK's error shape."""
+
+    async def html(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        return web.Response(text="<html>maintenance</html>", content_type="text/html")
+
+    upstream.fake.behaviour = html
+    async with http.post(chat_url(proxy), json=user_body("Hello.")) as response:
+        assert response.status == 502
+        assert_openai_error(await response.json(), "upstream_bad_response")
+
+
+async def test_a_stream_event_that_is_not_json_ends_the_stream_with_an_error(proxy, upstream, http):
+    async def broken(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(sse(chunk({"content": "Hello "})))
+        await response.write(b"data: {not json\n\n")
+        await response.write(sse(chunk({"content": "never sent"})))
+        await response.write(sse("[DONE]"))
+        return response
+
+    upstream.fake.behaviour = broken
+    async with http.post(chat_url(proxy), json=user_body("Hello.", stream=True)) as response:
+        assert response.status == 200
+        data = sse_data(await response.read())
+    assert json.loads(data[0])["choices"][0]["delta"]["content"] == "Hello "
+    assert_openai_error(json.loads(data[-1]), "upstream_bad_response")
+    assert not any("never sent" in item or "{not json" in item for item in data)
