@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,9 +23,24 @@ class RecordErased(KeyError_):
     """The record's data key was destroyed (erasure or retention): its payloads are gone."""
 
 
+_id_lock = threading.Lock()
+_id_clock = [0, 0]  # the last id's milliseconds and counter
+
+
 def new_record_id() -> str:
-    """32 hex characters, time-ordered (48-bit milliseconds + 80 random bits), like a UUIDv7."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+    """32 hex characters, time-ordered like a UUIDv7: 48-bit milliseconds, a 16-bit counter that
+    orders the ids one process makes within a millisecond (records of fast exchanges list in the
+    order they happened), 64 random bits."""
+    with _id_lock:
+        now = time.time_ns() // 1_000_000
+        if now > _id_clock[0]:
+            _id_clock[0], _id_clock[1] = now, secrets.randbelow(1 << 14)  # room to count up
+        elif _id_clock[1] < 0xFFFF:
+            _id_clock[1] += 1
+        else:  # 49,152+ ids in one millisecond: borrow the next one
+            _id_clock[0], _id_clock[1] = _id_clock[0] + 1, 0
+        millis, counter = _id_clock
+    return f"{millis:012x}{counter:04x}{secrets.token_hex(8)}"
 
 
 @dataclass
