@@ -39,8 +39,10 @@ class WorkerFailed(Exception):
 
 
 def _child_main(config: DetectorConfig, channel: socket.socket) -> None:
-    # Ctrl-C reaches the whole process group: the parent decides when workers stop
+    # Ctrl-C and a group-wide SIGTERM reach the workers too: the parent decides when they stop (in-
+    # flight requests are drained first); a worker exits when the parent closes its socket or dies
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     detector = Detector(config)
     detector.warm_up()
     stream = channel.makefile("rwb")

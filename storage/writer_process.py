@@ -61,8 +61,11 @@ def _frame(payload: bytes) -> bytes:
 
 
 def _child_main(spec: AppenderSpec, channel: socket.socket) -> None:
-    # Ctrl-C reaches the whole process group: the parent drains the log, so the child must not die first
+    # Ctrl-C, and a SIGTERM sent to the whole group (timeout, systemd, a container runtime's
+    # process-group kill), reach this process too: the parent drains the log, so it must not die
+    # first. It exits when the parent closes the socket (or dies).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     asyncio.run(_serve_parent(spec, channel))
 
 
