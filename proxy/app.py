@@ -56,6 +56,11 @@ def create_app(settings: Settings, detector: DetectorPool | None = None) -> web.
         await app[STATE].close()
 
     app.cleanup_ctx.append(resources)
+
+    async def stopping(app: web.Application) -> None:  # before in-flight requests are waited for
+        app[STATE].begin_shutdown()
+
+    app.on_shutdown.append(stopping)
     endpoints = [*ENDPOINTS, *(allowed_path_endpoint(path) for path in settings.allowed_paths)]
     for endpoint in endpoints:
         app.router.add_post(endpoint.path, handler_for(endpoint))

@@ -72,6 +72,12 @@ class StorageDown(ProxyError):
     status, error_type, code = 503, "service_unavailable", "storage_unavailable"
 
 
+class ShuttingDown(ProxyError):
+    """The proxy stopped before the exchange ended (``shutdown_timeout`` ran out)."""
+
+    status, error_type, code = 503, "service_unavailable", "proxy_shutting_down"
+
+
 def from_redaction_error(exc: RedactionError) -> ProxyError:
     """Every way the request side can fail maps to a refusal: nothing is forwarded."""
     if isinstance(exc, TooMuchText):

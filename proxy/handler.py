@@ -24,6 +24,7 @@ from proxy.errors import (
     AnswerRefused,
     InvalidRequest,
     ProxyError,
+    ShuttingDown,
     StorageDown,
     UpstreamBroken,
     error_response,
@@ -55,7 +56,10 @@ def handler_for(endpoint: Endpoint) -> Handler:
             exchange.fail(exc.status, exc.code)
             return error_response(exc, exchange.id, endpoint.error_style)
         except asyncio.CancelledError:
-            exchange.fail(499, "client_disconnected")  # the client hung up; upstream call is cancelled
+            if state.stopping:  # shutdown_timeout ran out: the proxy cut it
+                exchange.fail(ShuttingDown.status, ShuttingDown.code)
+            else:
+                exchange.fail(499, "client_disconnected")  # the client hung up; upstream call is cancelled
             raise
         except Exception:
             exchange.fail(500, "internal_error")  # the middleware answers 500 without details
@@ -119,11 +123,11 @@ async def _exchange(
         exchange.outcome = "ok" if upstream.status < 400 else "upstream_error"
         if upstream.content_type == "text/event-stream" and endpoint.api.event_restorer is not None:
             restorer = endpoint.api.event_restorer(redaction.mapping, request_view)
-            return await relay_stream(
+            return await _tracked(state, relay_stream(
                 request, upstream, exchange, _response_headers(upstream, exchange), restorer, redaction.mapping,
                 done_marker=endpoint.api.done_marker, error_style=endpoint.error_style,
-                json_events=endpoint.answers_json,
-            )  # fmt: skip
+                json_events=endpoint.answers_json, stopping=lambda: state.stopping,
+            ))  # fmt: skip
         payload = await read_all(upstream)
         exchange.upstream_finished = time.perf_counter()
         blocking = bool(redaction.mapping.response_policy.ner_types)
@@ -138,6 +142,17 @@ async def _exchange(
             raise from_redaction_error(exc) from None
         exchange.response = restored
         return web.Response(status=upstream.status, body=restored, headers=_response_headers(upstream, exchange))
+
+
+async def _tracked(state: ProxyState, relay: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+    """Run a stream relay where shutdown can find it (``ProxyState.begin_shutdown``)."""
+    task = asyncio.current_task()
+    assert task is not None
+    state.streams.add(task)
+    try:
+        return await relay
+    finally:
+        state.streams.discard(task)
 
 
 def _training_consent(request: web.Request, settings: Settings, client_id: str) -> bool:

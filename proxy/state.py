@@ -85,6 +85,11 @@ class ProxyState:
     _retention: asyncio.Task[None] | None = None
     _policies: dict[str, ResponsePolicy] = field(default_factory=dict)
 
+    # set when shutdown begins: an exchange cancelled from then on was cut by the proxy, not its client
+    stopping: bool = False
+    # the tasks relaying streams: cut with an in-band error before shutdown_timeout runs out
+    streams: set[asyncio.Task] = field(default_factory=set)
+
     vault: PlaceholderVault = field(init=False)
     metrics: Metrics = field(init=False)
 
@@ -236,6 +241,18 @@ class ProxyState:
             )
             self._policies[target.name] = policy
         return policy
+
+    def begin_shutdown(self) -> None:
+        """Mark the proxy as stopping; streams still running when ``shutdown_timeout`` is nearly
+        over are cut by the proxy, which tells their clients in-band (aiohttp would only close
+        the connection, and an SDK would return a truncated answer as if it were whole)."""
+        self.stopping = True
+        timeout = self.settings.shutdown_timeout
+        asyncio.get_running_loop().call_later(max(0.0, timeout - min(1.0, timeout / 4)), self._cut_streams)
+
+    def _cut_streams(self) -> None:
+        for task in list(self.streams):
+            task.cancel()
 
     def placeholder_store(self, client_id: str) -> PlaceholderStore | None:
         """The client's placeholders across requests, or None when they live for one request."""

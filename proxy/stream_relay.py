@@ -19,6 +19,7 @@ from proxy.errors import (
     AnswerRefused,
     ErrorStyle,
     ProxyError,
+    ShuttingDown,
     UpstreamBroken,
     UpstreamTimeout,
     error_json,
@@ -127,6 +128,7 @@ async def relay_stream(
     done_marker: bool,
     error_style: ErrorStyle,
     json_events: bool = False,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> web.StreamResponse:
     """SSE: restore event by event; only a possible placeholder prefix is ever held back.
     ``json_events``: an event whose data is not JSON ends the stream with an in-band error."""
@@ -146,6 +148,17 @@ async def relay_stream(
         await relay.finish()
     except ConnectionResetError:
         exchange.fail(499, "client_disconnected")
+    except asyncio.CancelledError:
+        if not stopping():
+            raise  # the client hung up
+        # the proxy itself cut the stream (shutdown_timeout nearly over): end it properly, with
+        # an in-band error, rather than let the connection drop mid-event
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        error = ShuttingDown("the proxy is shutting down; the stream was cut before its end")
+        exchange.fail(error.status, error.code)
+        await relay.abort(error)
     except AnswerBlocked as exc:
         error = AnswerRefused(str(exc))
         exchange.fail(error.status, error.code)

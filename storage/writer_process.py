@@ -86,7 +86,7 @@ async def _serve_parent(spec: AppenderSpec, channel: socket.socket) -> None:
                 answer = type(exc).__name__.encode()
             writer.write(_frame(answer))
             await writer.drain()
-    except asyncio.IncompleteReadError:
+    except (asyncio.IncompleteReadError, ConnectionError):
         pass  # the parent is gone
     finally:
         await engine.dispose()

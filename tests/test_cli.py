@@ -25,11 +25,13 @@ from sqlalchemy.orm import Session
 
 from storage import ExchangeRow, load_keyring, unseal
 from tests.conftest import free_port
+from tests.fake_upstream import chunk, sse
 
 SCRIPT = Path(sys.executable).with_name("privacy-proxy")
 NAME = "Jane Roe"
 EMAIL = "jane.roe@example.com"
 START_DEADLINE = 60.0
+GUARD_SECONDS = 30.0  # a failure guard: a broken proxy fails the test instead of hanging it
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -211,6 +213,41 @@ async def test_serve_defaults_answers_and_drains_on_sigterm(upstream, tmp_path):
     records = logged_records(workdir)
     assert [(r.stream, r.status, r.outcome) for r in records] == [(False, 200, "ok"), (True, 200, "ok")]
     assert records[1].original_request is not None and EMAIL.encode() in records[1].original_request
+
+
+async def test_a_stream_cut_by_the_shutdown_timeout_ends_with_an_error_event(upstream, tmp_path):
+    """When shutdown_timeout runs out, the client learns in-band that the proxy stopped (an SDK
+    raises instead of returning a truncated answer), and the record does not blame the client."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    [port] = distinct_ports(1)
+    env = cli_env(PRIVACY_PROXY_SHUTDOWN_TIMEOUT="0.5")
+    arrived = asyncio.Event()
+
+    async def endless_stream(request: web.Request, received: dict) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(sse(chunk({"content": "Hello"})))
+        arrived.set()
+        await asyncio.Event().wait()  # never ends on its own
+        return response
+
+    upstream.fake.behaviour = endless_stream
+    async with serve(["--upstream", upstream.url, "--port", str(port)], workdir, env, tmp_path / "err.log") as server:
+        await wait_until_answering(server, port, "/readyz")
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Hi."}]}
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        async with aiohttp.ClientSession() as http, http.post(url, json=body) as response:
+            await asyncio.wait_for(arrived.wait(), GUARD_SECONDS)
+            os.killpg(server.process.pid, signal.SIGTERM)
+            raw = await asyncio.wait_for(response.content.read(), GUARD_SECONDS)
+        assert await asyncio.wait_for(server.process.wait(), 30) == 0
+    events = [line.removeprefix("data: ") for line in raw.decode().splitlines() if line.startswith("data: ")]
+    *chunks, last = [json.loads(event) for event in events]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "Hello"  # nothing lost
+    assert last["error"]["code"] == "proxy_shutting_down"
+    [record] = logged_records(workdir)
+    assert (record.status, record.outcome) == (503, "proxy_shutting_down")
 
 
 async def test_environment_beats_config_file_which_beats_defaults(upstream, tmp_path):
