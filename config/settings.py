@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -276,3 +277,20 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=file_values))
 
     return _MergedSettings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+# PRIVACY_PROXY_* variables that are not settings but are read elsewhere (the config file's path;
+# the test suite's database switches)
+_OTHER_VARIABLES = frozenset({"CONFIG", "TEST_POSTGRES_URL", "REQUIRE_POSTGRES"})
+
+
+def unknown_environment_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``PRIVACY_PROXY_*`` variables that name no setting: a misspelt one is otherwise ignored in
+    silence (``PRIVACY_PROXY_CLIENT_API_KEY`` would leave the proxy without client keys)."""
+    fields = {name.upper() for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in (os.environ if environ is None else environ)
+        if name.upper().startswith(ENV_PREFIX)
+        and name.upper().removeprefix(ENV_PREFIX) not in fields | _OTHER_VARIABLES
+    )

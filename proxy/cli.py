@@ -75,6 +75,10 @@ def serve(upstream: str | None, host: str | None, port: int | None, config: str 
     if not settings.upstream and not settings.upstreams:
         raise click.ClickException("no upstream: pass --upstream URL or set PRIVACY_PROXY_UPSTREAM (or `upstreams`)")
     log_safety.configure(settings.log_level, settings.log_format)
+    from config import unknown_environment_variables
+
+    for name in unknown_environment_variables():
+        logging.getLogger("privacy_proxy").warning("%s is not a setting: ignored (misspelt?)", name)
     from proxy.app import create_app
     from storage.crypto import KeyError_
 
@@ -116,6 +120,11 @@ def check(config: str | None, egress: bool, hosts: tuple[str, ...]) -> None:
         results = asyncio.run(installation_checks(settings))
     for result in results:
         click.echo(f"{'ok' if result.ok else 'PROBLEM'}: {result.name}: {result.detail}")
+    if not egress:
+        from config import unknown_environment_variables
+
+        for name in unknown_environment_variables():
+            click.echo(f"warning: environment: {name} is not a setting and is ignored (misspelt?)")
     failed = [r for r in results if not r.ok]
     if egress:
         verdict = "the providers are reachable only through the proxy" if not failed else "the proxy can be bypassed"

@@ -81,3 +81,19 @@ def test_a_misspelt_response_type_is_a_problem_not_a_guard_that_finds_nothing(tm
     assert not result.ok and "'PHONE_NUMBR'" in result.detail and "response_redact_types" in result.detail
     with pytest.raises(ValidationError, match=r"EMAIL \(did you mean EMAIL_ADDRESS\?\)"):
         settings_for(tmp_path, response_block_types=["EMAIL"])
+
+
+def test_a_misspelt_environment_variable_is_named_not_ignored_in_silence(upstream, tmp_path: Path):
+    from config import unknown_environment_variables
+
+    env = {"PRIVACY_PROXY_CLIENT_API_KEY": '{"app": "k"}', "PRIVACY_PROXY_PORT": "9", "PRIVACY_PROXY_CONFIG": "x"}
+    assert unknown_environment_variables(env) == ["PRIVACY_PROXY_CLIENT_API_KEY"]
+    cli_env = {
+        "PRIVACY_PROXY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'log.db'}",
+        "PRIVACY_PROXY_ENCRYPTION_KEY_FILE": str(tmp_path / "log.key"),
+        "PRIVACY_PROXY_DETECTION": "off",
+        "PRIVACY_PROXY_UPSTREAM": upstream.url,
+        "PRIVACY_PROXY_CLIENT_API_KEY": '{"app": "k"}',
+    }
+    result = CliRunner().invoke(main, ["check"], env=cli_env)
+    assert "warning: environment: PRIVACY_PROXY_CLIENT_API_KEY is not a setting" in result.output
