@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDi
 ENV_PREFIX = "PRIVACY_PROXY_"
 # structured types the response guard finds by pattern, fast (redaction.response_guard); any other
 # type (PERSON, LOCATION...) is found by the detector, at a cost (redaction.response_ner)
+DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 RESPONSE_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
 ENTITY_TYPE_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 
@@ -216,6 +217,18 @@ class Settings(BaseSettings):
                 + f": the pattern types are {', '.join(RESPONSE_TYPES)}"
             )
         return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Only the two drivers the proxy ships: anything else fails late, with a driver's traceback."""
+        scheme = value.partition("://")[0]
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                f"database_url must start with {' or '.join(s + '://' for s in DATABASE_SCHEMES)} (got {scheme!r}); "
+                "e.g. sqlite+aiosqlite:///privacy-proxy.db or postgresql+asyncpg://user:password@host/db"
+            )
+        return value
 
     @field_validator("upstream")
     @classmethod

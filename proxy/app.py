@@ -10,7 +10,7 @@ from aiohttp import web
 
 from config import Settings
 from proxy.endpoints import ENDPOINTS, allowed_path_endpoint
-from proxy.errors import ProxyError, error_body, error_response
+from proxy.errors import ErrorStyle, ProxyError, error_body, error_response
 from proxy.handler import handler_for, list_models
 from proxy.health import healthz, readyz
 from proxy.metrics import metrics_endpoint
@@ -24,11 +24,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as OpenAI-style JSON; unexpected ones say nothing about the request."""
+    """Every error leaves as JSON in the style of the SDK that calls the path (Anthropic's under
+    /v1/messages, OpenAI's elsewhere); unexpected ones say nothing about the request."""
+    style: ErrorStyle = "anthropic" if request.path.startswith("/v1/messages") else "openai"
     try:
         return await handler(request)
     except ProxyError as exc:
-        return error_response(exc)
+        return error_response(exc, style=style)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -38,11 +40,14 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             405: f"method {request.method} is not allowed on {request.path}",
         }
         message = messages.get(exc.status, exc.reason)
-        return web.json_response(error_body(message, "invalid_request_error", str(exc.status)), status=exc.status)
+        body = error_body(message, "not_found_error" if exc.status == 404 and style == "anthropic" else
+                          "invalid_request_error", str(exc.status), style)  # fmt: skip
+        return web.json_response(body, status=exc.status)
     except Exception as exc:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         log.error("unhandled %s at %s:%s", type(exc).__name__, frame.filename, frame.lineno)
-        return web.json_response(error_body("internal proxy error", "server_error", "internal_error"), status=500)
+        return web.json_response(error_body("internal proxy error", "api_error" if style == "anthropic" else
+                                            "server_error", "internal_error", style), status=500)  # fmt: skip
 
 
 def create_app(settings: Settings, detector: DetectorPool | None = None) -> web.Application:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 def _settings_or_exit(config: str | None, **overrides: object) -> Settings:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from config import ConfigFileError, load_settings
 
@@ -32,6 +33,11 @@ def _settings_or_exit(config: str | None, **overrides: object) -> Settings:
         return load_settings(config, **overrides)
     except ConfigFileError as exc:
         raise click.ClickException(str(exc)) from None
+    except SettingsError as exc:  # names the field, never the value
+        raise click.ClickException(
+            f"{exc}: lists and maps in the environment are JSON, e.g. "
+            """PRIVACY_PROXY_RESPONSE_REDACT_TYPES='["EMAIL_ADDRESS", "PHONE_NUMBER"]'"""
+        ) from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
         raise click.ClickException(f"invalid settings: {problems}") from None
@@ -104,6 +110,7 @@ def check(config: str | None, egress: bool, hosts: tuple[str, ...]) -> None:
     import asyncio
 
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from config import ConfigFileError, load_settings
     from proxy.checks import egress_checks, installation_checks
@@ -111,7 +118,7 @@ def check(config: str | None, egress: bool, hosts: tuple[str, ...]) -> None:
     if egress:
         try:
             settings = load_settings(config)
-        except (ConfigFileError, ValidationError):
+        except (ConfigFileError, ValidationError, SettingsError):
             settings = None  # the application's side needs no proxy settings
         results = asyncio.run(egress_checks(settings, hosts))
     else:

@@ -583,3 +583,13 @@ def test_thinking_keeps_its_placeholders_so_its_signature_stays_valid():
     delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": person}}
     [(_, out)] = events.restore("content_block_delta", delta)
     assert out["delta"]["thinking"] == person
+
+
+async def test_an_anthropic_path_the_proxy_does_not_serve_answers_in_anthropic_shape(proxy, upstream):
+    """count_tokens is not served: the SDK must read the 404 as a NotFoundError (not fail on an
+    OpenAI-shaped body), and nothing is forwarded."""
+    async with sdk(proxy) as client:
+        with pytest.raises(anthropic.NotFoundError) as caught:
+            await client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "hello"}])
+    assert_anthropic_error(caught.value, 404, "not_found_error")
+    assert upstream.fake.received == []

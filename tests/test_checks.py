@@ -97,3 +97,14 @@ def test_a_misspelt_environment_variable_is_named_not_ignored_in_silence(upstrea
     }
     result = CliRunner().invoke(main, ["check"], env=cli_env)
     assert "warning: environment: PRIVACY_PROXY_CLIENT_API_KEY is not a setting" in result.output
+
+
+def test_settings_mistakes_are_one_plain_line_not_a_traceback(tmp_path: Path):
+    env = {"PRIVACY_PROXY_UPSTREAM": "http://127.0.0.1:9/v1"}
+    not_json = {**env, "PRIVACY_PROXY_RESPONSE_REDACT_TYPES": "EMAIL_ADDRESS"}
+    plain_list = CliRunner().invoke(main, ["check"], env=not_json)
+    assert plain_list.exit_code == 1 and "lists and maps in the environment are JSON" in plain_list.output
+    assert "Traceback" not in plain_list.output
+    mysql = CliRunner().invoke(main, ["check"], env={**env, "PRIVACY_PROXY_DATABASE_URL": "mysql://u:pw@h/db"})
+    assert mysql.exit_code == 1 and "database_url must start with sqlite+aiosqlite://" in mysql.output
+    assert "pw@" not in mysql.output
