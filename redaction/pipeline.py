@@ -27,7 +27,7 @@ class Redaction:
     body: Any
     mapping: PlaceholderMap
     detection_seconds: float
-    # the request's headers that go upstream, inspected like the body's texts
+    # the request's headers that go upstream, sanitised (body values and structured values replaced)
     headers: dict[str, str] = field(default_factory=dict)
 
     @property

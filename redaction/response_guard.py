@@ -62,7 +62,6 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "IP_ADDRESS": re.compile(_IPV4),
 }
 STRUCTURED_TYPES = tuple(PATTERNS)
-_ALL_PATTERNS = tuple(PATTERNS.items())
 # Python's re tries these patterns at every position of the text (~1 ms for 2 KB, all six):
 # they only run where they can match. Card, SSN, phone and IPv4 matches are digits with at most
 # two other characters between digit runs ("+1 (212) 555"), starting at most one character
@@ -223,9 +222,14 @@ def _structured_values(text: str) -> Iterator[str]:
     """Every valid structured value in ``text`` (of any type the guard has a pattern for)."""
     view, _index = decoded_view(text)
     sites = MatchSites(view, fewest_digits=_FEWEST_DIGITS)
-    if "@" in view or sites.digit_groups() or sites.iban_starts():
-        for _entity_type, _match, value in _valid_matches(view, sites, _ALL_PATTERNS):
+    if _could_hold_values(view, sites):
+        for _entity_type, _match, value in _valid_matches(view, sites, _ALL_TYPES.patterns):
             yield value
+
+
+def _could_hold_values(view: str, sites: MatchSites) -> bool:
+    """Every structured value has an "@" or digits (most pieces of a stream have neither)."""
+    return bool("@" in view or sites.digit_groups() or sites.iban_starts())
 
 
 def _valid_matches(
@@ -255,9 +259,8 @@ def find_values(
     findings: list[Finding] = []
     callers: list[Finding] = []  # the caller's own values, written out by the model: they pass
     sites = MatchSites(view, fewest_digits=_FEWEST_DIGITS)
-    # every structured value has an "@" or digits (most pieces of a stream have neither)
-    could_hold_values = "@" in view or sites.digit_groups() or sites.iban_starts()
-    for entity_type, match, value in _valid_matches(view, sites, policy.patterns) if could_hold_values else ():
+    patterns = policy.patterns if _could_hold_values(view, sites) else ()
+    for entity_type, match, value in _valid_matches(view, sites, patterns):
         start = index[match.start()]
         end = extend_to_encoding(text, index[match.end() - 1] + 1)
         finding = Finding(start, end, entity_type)
